@@ -1,0 +1,80 @@
+//! The lookup engine: who to ask, how long to wait, and which answers count.
+//!
+//! [`Lookup`] is the decision logic of one query round and touches no socket
+//! or clock: it is told what arrived and when. [`transport::run`] drives it
+//! with real UDP sockets and a deadline. The httpd layer and the tools only
+//! see [`Cluster`] (what was configured) and [`Outcome`] (what happened).
+
+mod lookup;
+mod sys;
+pub mod transport;
+
+pub use lookup::{Lookup, Outcome, Reject, Rejected, Reply, Responder};
+pub use transport::{run, LookupError};
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// ICP's registered port, used when a peer or group is given without one.
+pub const DEFAULT_ICP_PORT: u16 = 3130;
+
+/// A cache asked by unicast.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// The host exactly as the configuration wrote it (a name or an address),
+    /// so `icpqueryisrunning` can be asked with either.
+    pub host: String,
+    /// Where queries go, and the only address and port a reply may come from.
+    pub addr: SocketAddr,
+}
+
+impl Peer {
+    /// The address as the maps return it: `192.0.2.1`, or `[2001:db8::1]` so
+    /// that `http://%1:3128` stays a valid URL.
+    pub fn ip_text(&self) -> String {
+        ip_text(self.addr.ip())
+    }
+}
+
+/// Text form of an address in map values and logs (IPv6 in brackets).
+pub fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+/// Everything one server asks and how: its neighbourhood of caches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cluster {
+    pub peers: Vec<Peer>,
+    /// Multicast groups; any host may answer a query sent to one.
+    pub groups: Vec<SocketAddr>,
+    /// Local address queries are sent from; `None` lets the kernel choose.
+    pub bind: Option<IpAddr>,
+    /// Multicast TTL (IPv4) or hop limit (IPv6).
+    pub mcast_hops: u32,
+    /// Longest wait for replies, counted from the first datagram sent.
+    pub timeout: Duration,
+}
+
+impl Cluster {
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_micros(100_000);
+    pub const DEFAULT_MCAST_HOPS: u32 = 3;
+
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty() && self.groups.is_empty()
+    }
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster {
+            peers: Vec::new(),
+            groups: Vec::new(),
+            bind: None,
+            mcast_hops: Self::DEFAULT_MCAST_HOPS,
+            timeout: Self::DEFAULT_TIMEOUT,
+        }
+    }
+}

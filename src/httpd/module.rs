@@ -1,0 +1,118 @@
+//! The module record httpd finds by `LoadModule icpquery_module`, and the
+//! startup hooks.
+
+use std::ffi::{c_char, c_int, c_ulong};
+use std::ptr::{null, null_mut};
+
+use super::{directives::COMMANDS, errorlog, ffi, guard, maps, server};
+
+/// The module record. httpd fills in `module_index`, `next` and
+/// `dynamic_load_handle` while loading; nothing else writes it.
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+pub static mut icpquery_module: ffi::module = ffi::module {
+    version: ffi::MODULE_MAGIC_NUMBER_MAJOR as c_int,
+    minor_version: ffi::MODULE_MAGIC_NUMBER_MINOR as c_int,
+    module_index: -1,
+    // The name httpd shows and matches `LogLevel icpquery:...` against.
+    name: c"mod_icpquery.c".as_ptr(),
+    dynamic_load_handle: null_mut(),
+    next: null_mut(),
+    magic: ffi::MODULE_MAGIC_COOKIE as c_ulong,
+    rewrite_args: None,
+    create_dir_config: None,
+    merge_dir_config: None,
+    create_server_config: Some(server::create_server_config),
+    merge_server_config: Some(server::merge_server_config),
+    cmds: &COMMANDS.0 as *const ffi::command_rec,
+    register_hooks: Some(register_hooks),
+    flags: 0,
+};
+
+unsafe extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
+    // mod_rewrite creates its table of map functions in its own pre_config,
+    // so ours must run after it.
+    struct Predecessors([*const c_char; 2]);
+    // SAFETY: constant pointers to 'static strings.
+    unsafe impl Sync for Predecessors {}
+    static AFTER_REWRITE: Predecessors = Predecessors([c"mod_rewrite.c".as_ptr(), null()]);
+    guard((), || {
+        // SAFETY: registering hooks is what this callback is for.
+        unsafe {
+            ffi::ap_hook_pre_config(Some(pre_config), AFTER_REWRITE.0.as_ptr(), null(), ffi::APR_HOOK_MIDDLE as c_int);
+            ffi::ap_hook_post_config(Some(post_config), null(), null(), ffi::APR_HOOK_MIDDLE as c_int);
+        }
+    })
+}
+
+/// Registers the map functions with mod_rewrite, before `RewriteMap` lines
+/// are read (mod_rewrite checks `int:` names as it reads them).
+unsafe extern "C" fn pre_config(_: *mut ffi::apr_pool_t, _: *mut ffi::apr_pool_t, _: *mut ffi::apr_pool_t) -> c_int {
+    guard(ffi::OK as c_int, || {
+        // SAFETY: the optional function, when present, has exactly this type.
+        unsafe {
+            let register = ffi::apr_dynamic_fn_retrieve(c"ap_register_rewrite_mapfunc".as_ptr());
+            let Some(register) = register else {
+                // Not an error yet: only `ICPQueryMapper On` needs mod_rewrite,
+                // and it says so at configtest.
+                return ffi::OK as c_int;
+            };
+            // C: void ap_register_rewrite_mapfunc(char *name, rewrite_mapfunc_t *func)
+            type Register = unsafe extern "C" fn(*mut c_char, ffi::rewrite_mapfunc_t);
+            let register: Register = std::mem::transmute::<unsafe extern "C" fn(), Register>(register);
+            // mod_rewrite keeps the name pointer: it must outlive the pool, so
+            // it is a static string.
+            register(c"icpquerymap".as_ptr().cast_mut(), Some(maps::icpquerymap));
+            register(c"icpqueryisrunning".as_ptr().cast_mut(), Some(maps::icpqueryisrunning));
+        }
+        ffi::OK as c_int
+    })
+}
+
+/// Settles every server's configuration: opens logs and fixes the clusters.
+unsafe extern "C" fn post_config(
+    _: *mut ffi::apr_pool_t,
+    _: *mut ffi::apr_pool_t,
+    _: *mut ffi::apr_pool_t,
+    main: *mut ffi::server_rec,
+) -> c_int {
+    // SAFETY: httpd passes the live server list.
+    guard(ffi::DECLINED as c_int, || unsafe {
+        // httpd reads its configuration twice at startup; the first pass only
+        // checks it, so open nothing then.
+        if ffi::ap_state_query(ffi::AP_SQ_MAIN_STATE as c_int) == ffi::AP_SQ_MS_CREATE_PRE_CONFIG as c_int {
+            return ffi::OK as c_int;
+        }
+        let mut logs = server::LogOpener::default();
+        let mut s = main;
+        while !s.is_null() {
+            let conf = server::of(s);
+            if let Err(e) = conf.settle(&mut logs) {
+                let path = conf.log_path.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
+                errorlog::server(s, errorlog::ERR, e.raw_os_error().unwrap_or(0), &format!("ICPQueryLog: cannot open \"{path}\" for appending: {e}"));
+                return 500; // HTTP_INTERNAL_SERVER_ERROR: httpd stops
+            }
+            let settled = conf.settled.as_ref().expect("just settled");
+            if settled.mapper && settled.cluster.is_empty() {
+                errorlog::server(s, errorlog::WARNING, 0, &format!(
+                    "ICPQueryMapper is On for {} but no ICPQueryPeer or ICPQueryMCastAddr is configured: icpquerymap will always return NULL",
+                    server_name(s)
+                ));
+            }
+            s = (*s).next;
+        }
+        ffi::OK as c_int
+    })
+}
+
+/// "name:port" or "main server", for messages about a virtual host.
+unsafe fn server_name(s: *const ffi::server_rec) -> String {
+    // SAFETY: `s` is live; server_hostname is NULL or a C string.
+    unsafe {
+        if (*s).is_virtual == 0 {
+            return "the main server".into();
+        }
+        let name = super::c_bytes((*s).server_hostname);
+        format!("virtual host {}", crate::logfile::Escaped(name))
+    }
+}

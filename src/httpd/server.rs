@@ -1,0 +1,115 @@
+//! Per-server configuration: what the directives said, merged for virtual
+//! hosts, and settled once at startup into what lookups use.
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::fs::File;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{ffi, guard, module::icpquery_module, pool_own};
+use crate::engine::{Cluster, Peer};
+use crate::logfile::LogFile;
+
+/// One server's (or virtual host's) `ICPQuery*` directives. `None` means
+/// "not set here": a virtual host then inherits the main server's value.
+#[derive(Default)]
+pub struct ServerConfig {
+    pub mapper: Option<bool>,
+    pub timeout: Option<Duration>,
+    pub log_path: Option<PathBuf>,
+    pub log_level: Option<u8>,
+    pub bind: Option<IpAddr>,
+    pub mcast_hops: Option<u32>,
+    /// A virtual host adds its peers to the main server's, as the original did.
+    pub peers: Vec<Peer>,
+    pub groups: Vec<SocketAddr>,
+    /// Settled in post_config; read-only while requests run.
+    pub settled: Option<Settled>,
+}
+
+/// What a server's lookups use, fixed before any request arrives.
+pub struct Settled {
+    pub mapper: bool,
+    pub cluster: Cluster,
+    pub log: Option<LogFile>,
+}
+
+impl ServerConfig {
+    fn merged(base: &ServerConfig, add: &ServerConfig) -> ServerConfig {
+        let mut peers = base.peers.clone();
+        peers.extend(add.peers.iter().filter(|p| !base.peers.contains(p)).cloned());
+        let mut groups = base.groups.clone();
+        groups.extend(add.groups.iter().filter(|g| !base.groups.contains(g)));
+        ServerConfig {
+            mapper: add.mapper.or(base.mapper),
+            timeout: add.timeout.or(base.timeout),
+            log_path: add.log_path.clone().or_else(|| base.log_path.clone()),
+            log_level: add.log_level.or(base.log_level),
+            bind: add.bind.or(base.bind),
+            mcast_hops: add.mcast_hops.or(base.mcast_hops),
+            peers,
+            groups,
+            settled: None,
+        }
+    }
+
+    /// Fixes the values lookups use, opening the log through `open_logs`
+    /// so servers that name the same file share one descriptor.
+    pub fn settle(&mut self, open_logs: &mut LogOpener) -> std::io::Result<()> {
+        let cluster = Cluster {
+            peers: self.peers.clone(),
+            groups: self.groups.clone(),
+            bind: self.bind,
+            mcast_hops: self.mcast_hops.unwrap_or(Cluster::DEFAULT_MCAST_HOPS),
+            timeout: self.timeout.unwrap_or(Cluster::DEFAULT_TIMEOUT),
+        };
+        let log = match &self.log_path {
+            Some(path) => Some(LogFile::new(open_logs.open(path)?, self.log_level.unwrap_or(0))),
+            None => None,
+        };
+        self.settled = Some(Settled { mapper: self.mapper.unwrap_or(false), cluster, log });
+        Ok(())
+    }
+}
+
+/// Opens each log path once per startup.
+#[derive(Default)]
+pub struct LogOpener(HashMap<PathBuf, Arc<File>>);
+
+impl LogOpener {
+    fn open(&mut self, path: &PathBuf) -> std::io::Result<Arc<File>> {
+        if let Some(file) = self.0.get(path) {
+            return Ok(file.clone());
+        }
+        let file = Arc::new(LogFile::open_file(path)?);
+        self.0.insert(path.clone(), file.clone());
+        Ok(file)
+    }
+}
+
+/// The configuration of server `s`.
+///
+/// # Safety
+/// `s` must be a live server_rec whose config vector this module filled.
+pub unsafe fn of<'a>(s: *const ffi::server_rec) -> &'a mut ServerConfig {
+    // SAFETY: create/merge_server_config stored a pool-owned ServerConfig
+    // for every server; it lives as long as the configuration.
+    unsafe { &mut *ffi::ap_get_module_config((*s).module_config, std::ptr::addr_of!(icpquery_module)).cast::<ServerConfig>() }
+}
+
+pub unsafe extern "C" fn create_server_config(pool: *mut ffi::apr_pool_t, _s: *mut ffi::server_rec) -> *mut c_void {
+    // SAFETY: httpd passes its configuration pool.
+    guard(std::ptr::null_mut(), || unsafe { pool_own(pool, ServerConfig::default()) }.cast())
+}
+
+pub unsafe extern "C" fn merge_server_config(pool: *mut ffi::apr_pool_t, base: *mut c_void, add: *mut c_void) -> *mut c_void {
+    guard(std::ptr::null_mut(), || {
+        // SAFETY: both were made by create_server_config and are live.
+        let (base, add) = unsafe { (&*base.cast::<ServerConfig>(), &*add.cast::<ServerConfig>()) };
+        // SAFETY: httpd passes its configuration pool.
+        unsafe { pool_own(pool, ServerConfig::merged(base, add)) }.cast()
+    })
+}
