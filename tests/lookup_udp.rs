@@ -1,0 +1,135 @@
+//! The engine over real UDP on loopback: small ICP responders built on the
+//! crate's codec answer like Squid does, and lookups run against them.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use mod_icpquery::engine::{self, Cluster, LookupError, Peer};
+use mod_icpquery::icp::{Message, Opcode};
+
+/// An ICP responder on its own thread: answers HIT for URLs `holds` accepts,
+/// MISS for the rest, or nothing at all when `silent`.
+struct Responder {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Responder {
+    fn start(addr: &str, silent: bool, holds: fn(&[u8]) -> bool) -> Responder {
+        let socket = UdpSocket::bind(addr).expect("bind responder");
+        socket.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = thread::spawn(move || {
+            let mut buf = [0u8; 16384];
+            let mut out = Vec::new();
+            while !stopped.load(Ordering::Relaxed) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else { continue };
+                let Ok(query) = Message::decode(&buf[..n]) else { continue };
+                if silent || query.opcode != Opcode::Query {
+                    continue;
+                }
+                let opcode = if holds(query.url()) { Opcode::Hit } else { Opcode::Miss };
+                query.reply(opcode).encode(&mut out).unwrap();
+                socket.send_to(&out, from).unwrap();
+            }
+        });
+        Responder { addr: addr.parse().unwrap(), stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+    }
+}
+
+fn cluster(responders: &[&Responder], timeout: Duration) -> Cluster {
+    Cluster {
+        peers: responders.iter().map(|r| Peer { host: r.addr.ip().to_string(), addr: r.addr }).collect(),
+        timeout,
+        ..Cluster::default()
+    }
+}
+
+/// URL ownership used by the concurrent test: the digit after "obj" says
+/// which of three caches holds it.
+fn owner(url: &[u8]) -> Option<u8> {
+    let at = url.windows(3).position(|w| w == b"obj")?;
+    url.get(at + 3).map(|d| (d - b'0') % 3)
+}
+
+#[test]
+fn every_peer_answers_so_the_lookup_ends_without_waiting_for_the_deadline() {
+    let a = Responder::start("127.0.8.2:3130", false, |u| u.ends_with(b"/a"));
+    let b = Responder::start("127.0.8.3:3130", false, |u| u.ends_with(b"/a") || u.ends_with(b"/b"));
+    let c = Responder::start("127.0.8.4:3130", false, |_| false);
+    // A deadline no test machine reaches: `complete` proves the early end.
+    let cl = cluster(&[&a, &b, &c], Duration::from_secs(30));
+
+    let o = engine::run(&cl, b"http://localhost/wsgi/a").unwrap();
+    assert!(o.complete, "{o:?}");
+    let mut hits: Vec<String> = o.hit_list(&cl).unwrap().split_terminator(';').map(str::to_owned).collect();
+    hits.sort();
+    assert_eq!(hits, ["127.0.8.2", "127.0.8.3"]);
+    assert_eq!(o.answered_ips(&cl).len(), 3);
+
+    let o = engine::run(&cl, b"http://localhost/wsgi/b").unwrap();
+    assert_eq!(o.hit_list(&cl).as_deref(), Some("127.0.8.3;"));
+    let o = engine::run(&cl, b"http://localhost/wsgi/none").unwrap();
+    assert_eq!(o.hit_list(&cl), None);
+    assert!(o.complete && o.rejected.is_empty());
+}
+
+#[test]
+fn a_silent_peer_is_waited_for_until_the_deadline_and_reported() {
+    let a = Responder::start("127.0.8.12:3130", false, |_| true);
+    let hung = Responder::start("127.0.8.13:3130", true, |_| true);
+    let cl = cluster(&[&a, &hung], Duration::from_millis(30));
+    let o = engine::run(&cl, b"http://localhost/wsgi/x").unwrap();
+    assert!(!o.complete);
+    assert_eq!(o.silent, [1]);
+    assert_eq!(o.hit_list(&cl).as_deref(), Some("127.0.8.12;"));
+    assert!(o.elapsed >= cl.timeout, "waited {:?}, less than the timeout", o.elapsed);
+}
+
+#[test]
+fn concurrent_lookups_only_see_their_own_replies() {
+    let caches = [
+        Responder::start("127.0.8.22:3130", false, |u| owner(u) == Some(0)),
+        Responder::start("127.0.8.23:3130", false, |u| owner(u) == Some(1)),
+        Responder::start("127.0.8.24:3130", false, |u| owner(u) == Some(2)),
+    ];
+    let cl = Arc::new(cluster(&caches.iter().collect::<Vec<_>>(), Duration::from_secs(5)));
+    let workers: Vec<_> = (0..32)
+        .map(|t| {
+            let cl = cl.clone();
+            thread::spawn(move || {
+                for i in 0..50 {
+                    let url = format!("http://localhost/wsgi/obj{}?client={t}&n={i}", (t + i) % 3);
+                    let o = engine::run(&cl, url.as_bytes()).unwrap();
+                    let expected = format!("127.0.8.{};", 22 + (t + i) % 3);
+                    assert_eq!(o.hit_list(&cl), Some(expected), "{url}");
+                    assert!(o.rejected.is_empty(), "{url}: {:?}", o.rejected);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("a lookup saw another lookup's reply");
+    }
+}
+
+#[test]
+fn a_url_too_long_for_icp_is_not_queried() {
+    let a = Responder::start("127.0.8.32:3130", false, |_| true);
+    let cl = cluster(&[&a], Duration::from_secs(1));
+    let url = format!("http://localhost/{}", "x".repeat(16_384));
+    assert!(matches!(engine::run(&cl, url.as_bytes()), Err(LookupError::Unqueryable(_))));
+    assert!(matches!(engine::run(&cl, b"http://localhost/a\0b"), Err(LookupError::Unqueryable(_))));
+}

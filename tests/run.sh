@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite: codec and parser unit tests, the engine over real
+# UDP, and real httpd + Squid integration tests on loopback addresses.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tests/deps.sh
+# The integration tests load the built module into httpd.
+cargo build --release --locked
+cargo test --release --locked

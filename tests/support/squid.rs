@@ -1,0 +1,288 @@
+//! A Squid accelerator run from `conf/squid-accel.conf`, one per
+//! application host: HTTP <host>:3128, ICP <host>:3130, memory-only cache,
+//! `visible_hostname squid<last octet>`. `squid -N` runs in the foreground as
+//! our child; when we are root Squid drops to its effective user (`proxy`),
+//! so its directory is given to that user.
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{give_to, poll_until, read_conf_file, read_lossy, set_mode, tail, tcp_accepts, Proc};
+use super::{SQUID_HTTP_PORT, SQUID_ICP_PORT};
+
+pub use mod_icpquery::icp::Opcode;
+use mod_icpquery::icp::{encode_query, Message};
+
+pub const SQUID_BIN: &str = "/usr/sbin/squid";
+/// The user Squid switches to when started as root (Debian's build default).
+pub const SQUID_USER: &str = "proxy";
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Squid takes about 2-3 s to exit even with `shutdown_lifetime 0`.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long `icp_query` waits for a reply.
+pub const ICP_TIMEOUT: Duration = Duration::from_millis(500);
+
+pub struct Squid {
+    host: Ipv4Addr,
+    origin_port: u16,
+    dir: PathBuf,
+    conf: PathBuf,
+    proc: Option<Proc>,
+    starts: u32,
+}
+
+impl Squid {
+    /// Write the config into `dir` (created if missing) and start Squid;
+    /// returns once it accepts HTTP and answers ICP.
+    pub fn start(dir: &Path, host: Ipv4Addr, origin_port: u16) -> Squid {
+        let mut s = Squid::spawn(dir, host, origin_port);
+        s.wait_ready();
+        s
+    }
+
+    /// Start without waiting; call `wait_ready` (lets several start at once).
+    pub fn spawn(dir: &Path, host: Ipv4Addr, origin_port: u16) -> Squid {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        set_mode(dir, 0o755);
+        give_to(dir, SQUID_USER);
+        let conf = dir.join("squid.conf");
+        std::fs::write(&conf, squid_conf(dir, host, origin_port))
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
+        let mut s = Squid { host, origin_port, dir: dir.to_path_buf(), conf, proc: None, starts: 0 };
+        s.spawn_process();
+        s
+    }
+
+    fn spawn_process(&mut self) {
+        assert!(self.proc.is_none(), "{} is already running", self.name());
+        self.starts += 1;
+        let mut cmd = Command::new(SQUID_BIN);
+        cmd.arg("-N").arg("-f").arg(&self.conf);
+        let out = self.dir.join(format!("squid-run{}", self.starts));
+        self.proc = Some(Proc::spawn(&self.name(), &mut cmd, &out));
+    }
+
+    /// Wait until the HTTP port accepts and an ICP query gets a reply.
+    pub fn wait_ready(&mut self) {
+        let (http, icp) = (self.http_addr(), self.icp_addr());
+        let t0 = Instant::now();
+        let ready = poll_until(START_TIMEOUT, || {
+            if self.proc.as_ref().map_or(true, |p| p.has_exited()) {
+                return Some(false);
+            }
+            (tcp_accepts(http) && icp_query_to(icp, "http://localhost/harness-ready", Duration::from_millis(100)).is_some())
+                .then_some(true)
+        });
+        match ready {
+            Some(true) => eprintln!("{} ready in {:?}", self.name(), t0.elapsed()),
+            Some(false) => {
+                let st = self.proc.as_mut().and_then(|p| p.exit_status());
+                panic!(
+                    "{} exited during start-up ({st:?}); read {} and {}.stderr:\n{}\n{}",
+                    self.name(),
+                    self.cache_log_path().display(),
+                    self.dir.join(format!("squid-run{}", self.starts)).display(),
+                    tail(&self.cache_log_path(), 30),
+                    read_lossy(&self.dir.join(format!("squid-run{}.stderr", self.starts))),
+                )
+            }
+            None => panic!(
+                "{} not ready after {START_TIMEOUT:?} (HTTP {http} accepting: {}, ICP {icp} answering: {}); read {}:\n{}",
+                self.name(),
+                tcp_accepts(http),
+                icp_query_to(icp, "http://localhost/harness-ready", Duration::from_millis(100)).is_some(),
+                self.cache_log_path().display(),
+                tail(&self.cache_log_path(), 30),
+            ),
+        }
+    }
+
+    /// `squid2` for 127.0.x.2: the visible_hostname in `X-Cache`.
+    pub fn name(&self) -> String {
+        format!("squid{}", self.host.octets()[3])
+    }
+
+    pub fn host(&self) -> Ipv4Addr {
+        self.host
+    }
+
+    pub fn origin_port(&self) -> u16 {
+        self.origin_port
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::from((self.host, SQUID_HTTP_PORT))
+    }
+
+    pub fn icp_addr(&self) -> SocketAddr {
+        SocketAddr::from((self.host, SQUID_ICP_PORT))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn conf_path(&self) -> &Path {
+        &self.conf
+    }
+
+    pub fn cache_log_path(&self) -> PathBuf {
+        self.dir.join("cache.log")
+    }
+
+    pub fn access_log_path(&self) -> PathBuf {
+        self.dir.join("access.log")
+    }
+
+    pub fn cache_log(&self) -> String {
+        read_lossy(&self.cache_log_path())
+    }
+
+    pub fn access_log(&self) -> String {
+        read_lossy(&self.access_log_path())
+    }
+
+    pub fn pid(&self) -> Option<i32> {
+        self.proc.as_ref().map(|p| p.pid())
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.proc.as_ref().is_some_and(|p| p.is_running())
+    }
+
+    /// SIGTERM and wait for the exit (SIGKILL after STOP_TIMEOUT). Squid
+    /// closes its ports at once but takes ~2 s to exit.
+    pub fn stop(&mut self) {
+        self.begin_stop();
+        self.finish_stop();
+    }
+
+    /// Send SIGTERM only (see `finish_stop`).
+    pub fn begin_stop(&self) {
+        if let Some(p) = self.proc.as_ref() {
+            p.begin_stop();
+        }
+    }
+
+    pub fn finish_stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.finish_stop(STOP_TIMEOUT);
+        }
+    }
+
+    /// SIGKILL: a crash, immediately.
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    /// Start the stopped Squid again with the same configuration (empty
+    /// cache: it is memory-only) and wait until it is ready.
+    pub fn start_again(&mut self) {
+        if self.proc.as_ref().is_some_and(|p| p.has_exited()) {
+            self.finish_stop();
+        }
+        self.spawn_process();
+        self.wait_ready();
+    }
+
+    /// Ask this Squid over ICP whether it holds `url`; `None` if no reply
+    /// came within ICP_TIMEOUT.
+    pub fn icp_query(&self, url: &str) -> Option<Opcode> {
+        icp_query_to(self.icp_addr(), url, ICP_TIMEOUT)
+    }
+}
+
+impl Drop for Squid {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The configuration for one instance: `conf/squid-accel.conf` with the
+/// addresses substituted, plus the per-instance lines.
+pub fn squid_conf(dir: &Path, host: Ipv4Addr, origin_port: u16) -> String {
+    let base = read_conf_file("squid-accel.conf");
+    let mut http_port = false;
+    let mut peer = false;
+    let mut icp_port = false;
+    let mut out = String::new();
+    for line in base.lines() {
+        let mut line = line.to_string();
+        if let Some(rest) = line.strip_prefix("http_port 3128") {
+            line = format!("http_port {host}:{SQUID_HTTP_PORT}{rest}");
+            http_port = true;
+        } else if let Some(rest) = line.strip_prefix("cache_peer 127.0.0.1 parent 8001") {
+            line = format!("cache_peer {host} parent {origin_port}{rest}");
+            peer = true;
+        } else if line.trim() == "icp_port 3130" {
+            line = format!("icp_port {SQUID_ICP_PORT}\nudp_incoming_address {host}");
+            icp_port = true;
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    assert!(
+        http_port && peer && icp_port,
+        "conf/squid-accel.conf no longer has the lines the harness rewrites \
+         (\"http_port 3128\", \"cache_peer 127.0.0.1 parent 8001\", \"icp_port 3130\")"
+    );
+    let d = dir.display();
+    out.push_str(&format!(
+        "\n# ---- added by tests/support/squid.rs for this instance ----\n\
+         visible_hostname squid{last}\n\
+         pid_filename {d}/squid.pid\n\
+         access_log stdio:{d}/access.log\n\
+         cache_log {d}/cache.log\n\
+         cache_store_log none\n\
+         coredump_dir {d}\n\
+         netdb_filename none\n\
+         pinger_enable off\n\
+         shutdown_lifetime 0 seconds\n\
+         # the sandbox has no DNS; fail lookups at once instead of timing out\n\
+         dns_nameservers 127.0.0.1\n\
+         # memory-only cache: no cache_dir\n",
+        last = host.octets()[3],
+    ));
+    out
+}
+
+static REQNUM: AtomicU32 = AtomicU32::new(1);
+
+/// Send one ICP_OP_QUERY for `url` to `to` and wait for the reply with the
+/// same request number, at most `timeout`. `None` when nothing answers (or
+/// the port is closed: the ICMP error ends the wait at once).
+pub fn icp_query_to(to: SocketAddr, url: &str, timeout: Duration) -> Option<Opcode> {
+    let reqnum = REQNUM.fetch_add(1, Ordering::SeqCst) ^ (std::process::id() << 16);
+    let mut packet = Vec::new();
+    encode_query(reqnum, url.as_bytes(), &mut packet).expect("encode ICP query");
+    let sock = UdpSocket::bind("0.0.0.0:0").expect("bind UDP socket");
+    // Connected: only replies from `to`, and ICMP port-unreachable shows up
+    // as ECONNREFUSED.
+    sock.connect(to).expect("connect UDP socket");
+    if sock.send(&packet).is_err() {
+        return None;
+    }
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 16384];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        sock.set_read_timeout(Some(left)).ok()?;
+        let n = match sock.recv(&mut buf) {
+            Ok(n) => n,
+            Err(_) => return None, // timeout, or refused
+        };
+        if let Ok(msg) = Message::decode(&buf[..n]) {
+            if msg.request_number == reqnum {
+                return Some(msg.opcode);
+            }
+        }
+    }
+}
