@@ -1,0 +1,93 @@
+//! `apachectl configtest` with real httpd: every wrong value stops httpd with
+//! a message naming the directive, the value and what was expected; the
+//! shipped configuration passes.
+
+mod support;
+
+use std::process::Command;
+
+use support::httpd::{httpd_binary, main_conf, module_path, Httpd, HttpdOptions, Mpm};
+use support::TestDir;
+
+/// A portal configuration that loads the module, then `lines`.
+fn options(lines: &str) -> HttpdOptions {
+    let module = module_path();
+    let portal_conf = format!("LoadModule icpquery_module {}\n{lines}\n", module.display());
+    HttpdOptions { net: 250, mpm: Mpm::Event, portal_conf, module }
+}
+
+fn refused(lines: &str) -> String {
+    let (ok, stderr) = Httpd::configtest(&options(lines));
+    assert!(!ok, "configtest accepted {lines:?}:\n{stderr}");
+    stderr
+}
+
+#[test]
+fn the_seed_configuration_passes_configtest() {
+    let dir = TestDir::new("configtest-seed");
+    let (ok, stderr) = Httpd::configtest(&HttpdOptions::seed(dir.path(), 251, Mpm::Event));
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("Syntax OK"), "{stderr}");
+}
+
+#[test]
+fn every_directive_accepts_its_documented_forms() {
+    let (ok, stderr) = Httpd::configtest(&options(
+        "ICPQueryMapper On\nICPQueryMapper off\nICPQueryTimeout 1\nICPQueryTimeout 60000000\n\
+         ICPQueryLog logs/icpquery.log\nICPQueryLogLevel 0\nICPQueryLogLevel 3\n\
+         ICPQueryBindAddr 127.0.0.1\nICPQueryBindAddr localhost\n\
+         ICPQueryPeer 127.0.0.2\nICPQueryPeer 127.0.0.3:3131\nICPQueryPeer localhost:3130\nICPQueryPeer [::1]:3130\n\
+         ICPQueryMCastAddr 239.255.255.253\nICPQueryMCastAddr [ff15::1234]:3130\nICPQueryMCastHops 1\nICPQueryMCastHops 255\n\
+         <VirtualHost 127.0.250.1:8080>\n  ICPQueryMapper On\n  ICPQueryPeer 127.0.0.9\n  ICPQueryTimeout 20000\n</VirtualHost>",
+    ));
+    assert!(ok, "{stderr}");
+}
+
+#[test]
+fn wrong_values_are_refused_with_directive_value_and_expectation() {
+    let cases = [
+        ("ICPQueryTimeout -5", "ICPQueryTimeout \"-5\": negative; expected a whole number of microseconds"),
+        ("ICPQueryTimeout fast", "ICPQueryTimeout \"fast\": not a number; expected a whole number of microseconds"),
+        ("ICPQueryTimeout 0", "ICPQueryTimeout \"0\": out of range; expected a whole number of microseconds from 1 to 60000000"),
+        ("ICPQueryLogLevel 4", "ICPQueryLogLevel \"4\": not a log level; expected 0 (problems), 1 (results), 2 (information) or 3 (debug)"),
+        ("ICPQueryLogLevel -1", "ICPQueryLogLevel \"-1\": not a log level"),
+        ("ICPQueryMCastHops 0", "ICPQueryMCastHops \"0\": out of range; expected a multicast TTL from 1 to 255"),
+        ("ICPQueryMCastHops 256", "ICPQueryMCastHops \"256\": out of range"),
+        ("ICPQueryPeer 127.0.0.2:0", "ICPQueryPeer \"127.0.0.2:0\": port out of range; expected host[:port]"),
+        ("ICPQueryPeer 127.0.0.2:70000", "ICPQueryPeer \"127.0.0.2:70000\": port out of range"),
+        ("ICPQueryPeer 127.0.0.2:icp", "ICPQueryPeer \"127.0.0.2:icp\": port is not a number"),
+        ("ICPQueryPeer 300.1.2.3.4:3130", "ICPQueryPeer \"300.1.2.3.4:3130\": cannot resolve host"),
+        ("ICPQueryPeer 239.1.2.3", "ICPQueryPeer \"239.1.2.3\": not a unicast address"),
+        ("ICPQueryMCastAddr 127.0.0.2:3130", "ICPQueryMCastAddr \"127.0.0.2:3130\": not a multicast address; expected a multicast group"),
+        ("ICPQueryMCastAddr 239.1.1.1:99999", "ICPQueryMCastAddr \"239.1.1.1:99999\": port out of range"),
+        ("ICPQueryBindAddr no-such-host.invalid", "ICPQueryBindAddr \"no-such-host.invalid\": cannot resolve host"),
+        ("ICPQueryMapper maybe", "ICPQueryMapper must be On or Off"),
+    ];
+    for (line, expected) in cases {
+        let stderr = refused(line);
+        assert!(stderr.contains(expected), "{line}: expected {expected:?} in:\n{stderr}");
+        assert!(stderr.contains("Syntax error on line"), "{line}: httpd should point at the line:\n{stderr}");
+    }
+}
+
+#[test]
+fn the_mapper_without_mod_rewrite_is_refused() {
+    let dir = TestDir::new("configtest-norewrite");
+    let opts = options("ICPQueryMapper On\nICPQueryPeer 127.0.0.2");
+    let conf = main_conf(dir.path(), &opts).replace("LoadModule rewrite_module", "#LoadModule rewrite_module");
+    for sub in ["logs", "run", "htdocs"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    std::fs::write(dir.join("httpd.conf"), conf).unwrap();
+    let out = Command::new(httpd_binary()).arg("-t").arg("-f").arg(dir.join("httpd.conf")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("ICPQueryMapper \"On\": mod_rewrite is not loaded; expected LoadModule rewrite_module"), "{stderr}");
+
+    // Off needs nothing.
+    let opts = options("ICPQueryMapper Off\nICPQueryPeer 127.0.0.2");
+    let conf = main_conf(dir.path(), &opts).replace("LoadModule rewrite_module", "#LoadModule rewrite_module");
+    std::fs::write(dir.join("httpd.conf"), conf).unwrap();
+    let out = Command::new(httpd_binary()).arg("-t").arg("-f").arg(dir.join("httpd.conf")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
