@@ -32,6 +32,11 @@ pub struct Squid {
     conf: PathBuf,
     proc: Option<Proc>,
     starts: u32,
+    /// `squid -n`: Squid names its shared-memory segments after it
+    /// (/dev/shm/<service>-cf__queues.shm, …) even without SMP workers, so
+    /// instances sharing the default "squid" race on them and fail with
+    /// "shm_open(/squid-cf__queues.shm): File exists".
+    service: String,
 }
 
 impl Squid {
@@ -45,13 +50,24 @@ impl Squid {
 
     /// Start without waiting; call `wait_ready` (lets several start at once).
     pub fn spawn(dir: &Path, host: Ipv4Addr, origin_port: u16) -> Squid {
-        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        std::fs::create_dir_all(dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
         set_mode(dir, 0o755);
         give_to(dir, SQUID_USER);
         let conf = dir.join("squid.conf");
         std::fs::write(&conf, squid_conf(dir, host, origin_port))
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
-        let mut s = Squid { host, origin_port, dir: dir.to_path_buf(), conf, proc: None, starts: 0 };
+        let n = INSTANCE.fetch_add(1, Ordering::SeqCst);
+        let service = format!("icpq{}i{n}", std::process::id());
+        let mut s = Squid {
+            host,
+            origin_port,
+            dir: dir.to_path_buf(),
+            conf,
+            proc: None,
+            starts: 0,
+            service,
+        };
         s.spawn_process();
         s
     }
@@ -60,7 +76,11 @@ impl Squid {
         assert!(self.proc.is_none(), "{} is already running", self.name());
         self.starts += 1;
         let mut cmd = Command::new(SQUID_BIN);
-        cmd.arg("-N").arg("-f").arg(&self.conf);
+        cmd.arg("-N")
+            .arg("-n")
+            .arg(&self.service)
+            .arg("-f")
+            .arg(&self.conf);
         let out = self.dir.join(format!("squid-run{}", self.starts));
         self.proc = Some(Proc::spawn(&self.name(), &mut cmd, &out));
     }
@@ -70,11 +90,17 @@ impl Squid {
         let (http, icp) = (self.http_addr(), self.icp_addr());
         let t0 = Instant::now();
         let ready = poll_until(START_TIMEOUT, || {
-            if self.proc.as_ref().map_or(true, |p| p.has_exited()) {
+            if !self.proc.as_ref().is_some_and(|p| p.is_running()) {
                 return Some(false);
             }
-            (tcp_accepts(http) && icp_query_to(icp, "http://localhost/harness-ready", Duration::from_millis(100)).is_some())
-                .then_some(true)
+            (tcp_accepts(http)
+                && icp_query_to(
+                    icp,
+                    "http://localhost/harness-ready",
+                    Duration::from_millis(100),
+                )
+                .is_some())
+            .then_some(true)
         });
         match ready {
             Some(true) => eprintln!("{} ready in {:?}", self.name(), t0.elapsed()),
@@ -170,6 +196,7 @@ impl Squid {
     pub fn finish_stop(&mut self) {
         if let Some(mut p) = self.proc.take() {
             p.finish_stop(STOP_TIMEOUT);
+            self.remove_shm();
         }
     }
 
@@ -177,6 +204,21 @@ impl Squid {
     pub fn kill(&mut self) {
         if let Some(mut p) = self.proc.take() {
             p.kill();
+            self.remove_shm();
+        }
+    }
+
+    /// The segments a killed Squid leaves in /dev/shm (a clean exit removes
+    /// them itself). Only names with this instance's service prefix.
+    fn remove_shm(&self) {
+        let prefix = format!("{}-", self.service);
+        if let Ok(entries) = std::fs::read_dir("/dev/shm") {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&prefix) && name.ends_with(".shm") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
         }
     }
 
@@ -252,6 +294,7 @@ pub fn squid_conf(dir: &Path, host: Ipv4Addr, origin_port: u16) -> String {
 }
 
 static REQNUM: AtomicU32 = AtomicU32::new(1);
+static INSTANCE: AtomicU32 = AtomicU32::new(0);
 
 /// Send one ICP_OP_QUERY for `url` to `to` and wait for the reply with the
 /// same request number, at most `timeout`. `None` when nothing answers (or
