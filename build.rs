@@ -10,8 +10,16 @@ fn query(cmd: &str, args: &[&str]) -> String {
     let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| {
         panic!("cannot run `{cmd}` ({e}): install the httpd development files (Debian: apt-get install apache2-dev)")
     });
-    assert!(out.status.success(), "`{cmd} {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8 output").trim().to_owned()
+    assert!(
+        out.status.success(),
+        "`{cmd} {}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8 output")
+        .trim()
+        .to_owned()
 }
 
 fn main() {

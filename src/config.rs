@@ -20,8 +20,18 @@ pub struct ValueError {
     pub expected: &'static str,
 }
 
-fn refuse(directive: &'static str, value: &str, problem: impl Into<String>, expected: &'static str) -> ValueError {
-    ValueError { directive, value: value.escape_debug().to_string(), problem: problem.into(), expected }
+fn refuse(
+    directive: &'static str,
+    value: &str,
+    problem: impl Into<String>,
+    expected: &'static str,
+) -> ValueError {
+    ValueError {
+        directive,
+        value: value.escape_debug().to_string(),
+        problem: problem.into(),
+        expected,
+    }
 }
 
 /// Longest `ICPQueryTimeout`: a minute is already far beyond any sane wait
@@ -32,7 +42,11 @@ pub const MAX_TIMEOUT_US: u64 = 60_000_000;
 pub fn timeout(value: &str) -> Result<Duration, ValueError> {
     const EXPECTED: &str = "a whole number of microseconds from 1 to 60000000 (100000 is 0.1 s)";
     let us: u64 = value.trim().parse().map_err(|_| {
-        let problem = if value.trim().starts_with('-') { "negative" } else { "not a number" };
+        let problem = if value.trim().starts_with('-') {
+            "negative"
+        } else {
+            "not a number"
+        };
         refuse("ICPQueryTimeout", value, problem, EXPECTED)
     })?;
     if us == 0 || us > MAX_TIMEOUT_US {
@@ -46,7 +60,12 @@ pub fn log_level(value: &str) -> Result<u8, ValueError> {
     const EXPECTED: &str = "0 (problems), 1 (results), 2 (information) or 3 (debug)";
     match value.trim().parse::<u8>() {
         Ok(level @ 0..=3) => Ok(level),
-        _ => Err(refuse("ICPQueryLogLevel", value, "not a log level", EXPECTED)),
+        _ => Err(refuse(
+            "ICPQueryLogLevel",
+            value,
+            "not a log level",
+            EXPECTED,
+        )),
     }
 }
 
@@ -69,35 +88,61 @@ pub fn bind_addr(value: &str) -> Result<IpAddr, ValueError> {
 
 /// `ICPQueryPeer <host>[:port]`.
 pub fn peer(value: &str) -> Result<Peer, ValueError> {
-    const EXPECTED: &str = "host[:port] with a port from 1 to 65535, e.g. 192.0.2.1:3130 or [2001:db8::1]:3130";
+    const EXPECTED: &str =
+        "host[:port] with a port from 1 to 65535, e.g. 192.0.2.1:3130 or [2001:db8::1]:3130";
     let (host, port) = split_host_port("ICPQueryPeer", value, EXPECTED)?;
     let addr = resolve("ICPQueryPeer", value, host, port, EXPECTED)?;
     if addr.ip().is_multicast() || addr.ip().is_unspecified() {
-        return Err(refuse("ICPQueryPeer", value, "not a unicast address", "a cache's unicast address; use ICPQueryMCastAddr for multicast groups"));
+        return Err(refuse(
+            "ICPQueryPeer",
+            value,
+            "not a unicast address",
+            "a cache's unicast address; use ICPQueryMCastAddr for multicast groups",
+        ));
     }
-    Ok(Peer { host: host.to_owned(), addr })
+    Ok(Peer {
+        host: host.to_owned(),
+        addr,
+    })
 }
 
 /// `ICPQueryMCastAddr <group>[:port]`.
 pub fn mcast_group(value: &str) -> Result<SocketAddr, ValueError> {
-    const EXPECTED: &str = "a multicast group[:port], e.g. 239.255.255.253:3130 or [ff15::1234]:3130";
+    const EXPECTED: &str =
+        "a multicast group[:port], e.g. 239.255.255.253:3130 or [ff15::1234]:3130";
     let (host, port) = split_host_port("ICPQueryMCastAddr", value, EXPECTED)?;
     let addr = resolve("ICPQueryMCastAddr", value, host, port, EXPECTED)?;
     if !addr.ip().is_multicast() {
-        return Err(refuse("ICPQueryMCastAddr", value, "not a multicast address", EXPECTED));
+        return Err(refuse(
+            "ICPQueryMCastAddr",
+            value,
+            "not a multicast address",
+            EXPECTED,
+        ));
     }
     Ok(addr)
 }
 
 /// Splits `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address.
-fn split_host_port<'a>(directive: &'static str, value: &'a str, expected: &'static str) -> Result<(&'a str, u16), ValueError> {
+fn split_host_port<'a>(
+    directive: &'static str,
+    value: &'a str,
+    expected: &'static str,
+) -> Result<(&'a str, u16), ValueError> {
     let value_t = value.trim();
     let bad = |problem: &str| refuse(directive, value, problem, expected);
     let (host, port) = if let Some(rest) = value_t.strip_prefix('[') {
         let (host, after) = rest.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
         match after {
             "" => (host, None),
-            _ => (host, Some(after.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?)),
+            _ => (
+                host,
+                Some(
+                    after
+                        .strip_prefix(':')
+                        .ok_or_else(|| bad("junk after ']'"))?,
+                ),
+            ),
         }
     } else if value_t.matches(':').count() > 1 {
         (value_t, None) // a bare IPv6 address: it cannot carry a port
@@ -121,17 +166,37 @@ fn split_host_port<'a>(directive: &'static str, value: &'a str, expected: &'stat
     Ok((host, port))
 }
 
-fn resolve(directive: &'static str, value: &str, host: &str, port: u16, expected: &'static str) -> Result<SocketAddr, ValueError> {
+fn resolve(
+    directive: &'static str,
+    value: &str,
+    host: &str,
+    port: u16,
+    expected: &'static str,
+) -> Result<SocketAddr, ValueError> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
     }
     let mut addrs = (host, port)
         .to_socket_addrs()
-        .map_err(|e| refuse(directive, value, format!("cannot resolve host \"{}\" ({e})", host.escape_debug()), expected))?
+        .map_err(|e| {
+            refuse(
+                directive,
+                value,
+                format!("cannot resolve host \"{}\" ({e})", host.escape_debug()),
+                expected,
+            )
+        })?
         .collect::<Vec<_>>();
     // Prefer IPv4 like the original module, which only spoke IPv4.
     addrs.sort_by_key(|a| a.is_ipv6());
-    addrs.into_iter().next().ok_or_else(|| refuse(directive, value, format!("host \"{}\" has no address", host.escape_debug()), expected))
+    addrs.into_iter().next().ok_or_else(|| {
+        refuse(
+            directive,
+            value,
+            format!("host \"{}\" has no address", host.escape_debug()),
+            expected,
+        )
+    })
 }
 
 #[cfg(test)]
@@ -148,11 +213,21 @@ mod tests {
 
     #[test]
     fn timeout_refuses_negative_zero_huge_and_words() {
-        for (v, problem) in [("-5", "negative"), ("abc", "not a number"), ("", "not a number"), ("0", "out of range"), ("60000001", "out of range"), ("1.5", "not a number")] {
+        for (v, problem) in [
+            ("-5", "negative"),
+            ("abc", "not a number"),
+            ("", "not a number"),
+            ("0", "out of range"),
+            ("60000001", "out of range"),
+            ("1.5", "not a number"),
+        ] {
             let e = timeout(v).unwrap_err();
             assert_eq!(e.problem, problem, "{v}");
             let text = e.to_string();
-            assert!(text.starts_with(&format!("ICPQueryTimeout \"{v}\"")), "{text}");
+            assert!(
+                text.starts_with(&format!("ICPQueryTimeout \"{v}\"")),
+                "{text}"
+            );
             assert!(text.contains("microseconds"), "{text}");
         }
     }
@@ -164,7 +239,10 @@ mod tests {
         }
         for v in ["4", "-1", "debug", "256"] {
             let e = log_level(v).unwrap_err().to_string();
-            assert!(e.starts_with(&format!("ICPQueryLogLevel \"{v}\"")) && e.contains("0 (problems)"), "{e}");
+            assert!(
+                e.starts_with(&format!("ICPQueryLogLevel \"{v}\"")) && e.contains("0 (problems)"),
+                "{e}"
+            );
         }
     }
 
@@ -173,18 +251,30 @@ mod tests {
         assert_eq!(mcast_hops("1"), Ok(1));
         assert_eq!(mcast_hops("255"), Ok(255));
         for v in ["0", "256", "x", "-3"] {
-            assert!(mcast_hops(v).unwrap_err().to_string().contains("1 to 255"), "{v}");
+            assert!(
+                mcast_hops(v).unwrap_err().to_string().contains("1 to 255"),
+                "{v}"
+            );
         }
     }
 
     #[test]
     fn peer_forms() {
         let p = peer("192.0.2.1:3131").unwrap();
-        assert_eq!((p.host.as_str(), p.addr), ("192.0.2.1", "192.0.2.1:3131".parse().unwrap()));
+        assert_eq!(
+            (p.host.as_str(), p.addr),
+            ("192.0.2.1", "192.0.2.1:3131".parse().unwrap())
+        );
         assert_eq!(peer("192.0.2.1").unwrap().addr.port(), 3130);
-        assert_eq!(peer("[::1]:4000").unwrap().addr, SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 4000));
+        assert_eq!(
+            peer("[::1]:4000").unwrap().addr,
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 4000)
+        );
         assert_eq!(peer("[::1]").unwrap().addr.port(), 3130);
-        assert_eq!(peer("::1").unwrap().addr, SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 3130));
+        assert_eq!(
+            peer("::1").unwrap().addr,
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 3130)
+        );
         let named = peer("localhost:3130").unwrap();
         assert_eq!(named.host, "localhost");
         assert_eq!(named.addr.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
@@ -203,7 +293,10 @@ mod tests {
         ] {
             let e = peer(v).unwrap_err();
             assert_eq!(e.problem, problem, "{v}");
-            assert!(e.to_string().starts_with(&format!("ICPQueryPeer \"{v}\"")), "{e}");
+            assert!(
+                e.to_string().starts_with(&format!("ICPQueryPeer \"{v}\"")),
+                "{e}"
+            );
         }
         let e = peer("no-such-host.invalid").unwrap_err();
         assert!(e.problem.starts_with("cannot resolve host"), "{e}");
@@ -211,11 +304,19 @@ mod tests {
 
     #[test]
     fn mcast_group_must_be_multicast() {
-        assert_eq!(mcast_group("238.255.255.253").unwrap(), "238.255.255.253:3130".parse().unwrap());
-        assert_eq!(mcast_group("[ff15::1234]:3131").unwrap(), "[ff15::1234]:3131".parse().unwrap());
+        assert_eq!(
+            mcast_group("238.255.255.253").unwrap(),
+            "238.255.255.253:3130".parse().unwrap()
+        );
+        assert_eq!(
+            mcast_group("[ff15::1234]:3131").unwrap(),
+            "[ff15::1234]:3131".parse().unwrap()
+        );
         let e = mcast_group("192.0.2.1:3130").unwrap_err();
         assert_eq!(e.problem, "not a multicast address");
-        assert!(e.to_string().contains("ICPQueryMCastAddr \"192.0.2.1:3130\""));
+        assert!(e
+            .to_string()
+            .contains("ICPQueryMCastAddr \"192.0.2.1:3130\""));
     }
 
     #[test]

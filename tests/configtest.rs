@@ -13,7 +13,12 @@ use support::TestDir;
 fn options(lines: &str) -> HttpdOptions {
     let module = module_path();
     let portal_conf = format!("LoadModule icpquery_module {}\n{lines}\n", module.display());
-    HttpdOptions { net: 250, mpm: Mpm::Event, portal_conf, module }
+    HttpdOptions {
+        net: 250,
+        mpm: Mpm::Event,
+        portal_conf,
+        module,
+    }
 }
 
 fn refused(lines: &str) -> String {
@@ -65,8 +70,14 @@ fn wrong_values_are_refused_with_directive_value_and_expectation() {
     ];
     for (line, expected) in cases {
         let stderr = refused(line);
-        assert!(stderr.contains(expected), "{line}: expected {expected:?} in:\n{stderr}");
-        assert!(stderr.contains("Syntax error on line"), "{line}: httpd should point at the line:\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{line}: expected {expected:?} in:\n{stderr}"
+        );
+        assert!(
+            stderr.contains("Syntax error on line"),
+            "{line}: httpd should point at the line:\n{stderr}"
+        );
     }
 }
 
@@ -74,20 +85,41 @@ fn wrong_values_are_refused_with_directive_value_and_expectation() {
 fn the_mapper_without_mod_rewrite_is_refused() {
     let dir = TestDir::new("configtest-norewrite");
     let opts = options("ICPQueryMapper On\nICPQueryPeer 127.0.0.2");
-    let conf = main_conf(dir.path(), &opts).replace("LoadModule rewrite_module", "#LoadModule rewrite_module");
+    let conf = main_conf(dir.path(), &opts)
+        .replace("LoadModule rewrite_module", "#LoadModule rewrite_module");
     for sub in ["logs", "run", "htdocs"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }
     std::fs::write(dir.join("httpd.conf"), conf).unwrap();
-    let out = Command::new(httpd_binary()).arg("-t").arg("-f").arg(dir.join("httpd.conf")).output().unwrap();
+    let out = Command::new(httpd_binary())
+        .arg("-t")
+        .arg("-f")
+        .arg(dir.join("httpd.conf"))
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
-    assert!(stderr.contains("ICPQueryMapper \"On\": mod_rewrite is not loaded; expected LoadModule rewrite_module"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "ICPQueryMapper \"On\": mod_rewrite is not loaded; expected LoadModule rewrite_module"
+        ),
+        "{stderr}"
+    );
 
     // Off needs nothing.
     let opts = options("ICPQueryMapper Off\nICPQueryPeer 127.0.0.2");
-    let conf = main_conf(dir.path(), &opts).replace("LoadModule rewrite_module", "#LoadModule rewrite_module");
+    let conf = main_conf(dir.path(), &opts)
+        .replace("LoadModule rewrite_module", "#LoadModule rewrite_module");
     std::fs::write(dir.join("httpd.conf"), conf).unwrap();
-    let out = Command::new(httpd_binary()).arg("-t").arg("-f").arg(dir.join("httpd.conf")).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(httpd_binary())
+        .arg("-t")
+        .arg("-f")
+        .arg(dir.join("httpd.conf"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

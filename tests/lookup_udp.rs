@@ -21,24 +21,38 @@ struct Responder {
 impl Responder {
     fn start(addr: &str, silent: bool, holds: fn(&[u8]) -> bool) -> Responder {
         let socket = UdpSocket::bind(addr).expect("bind responder");
-        socket.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let thread = thread::spawn(move || {
             let mut buf = [0u8; 16384];
             let mut out = Vec::new();
             while !stopped.load(Ordering::Relaxed) {
-                let Ok((n, from)) = socket.recv_from(&mut buf) else { continue };
-                let Ok(query) = Message::decode(&buf[..n]) else { continue };
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let Ok(query) = Message::decode(&buf[..n]) else {
+                    continue;
+                };
                 if silent || query.opcode != Opcode::Query {
                     continue;
                 }
-                let opcode = if holds(query.url()) { Opcode::Hit } else { Opcode::Miss };
+                let opcode = if holds(query.url()) {
+                    Opcode::Hit
+                } else {
+                    Opcode::Miss
+                };
                 query.reply(opcode).encode(&mut out).unwrap();
                 socket.send_to(&out, from).unwrap();
             }
         });
-        Responder { addr: addr.parse().unwrap(), stop, thread: Some(thread) }
+        Responder {
+            addr: addr.parse().unwrap(),
+            stop,
+            thread: Some(thread),
+        }
     }
 }
 
@@ -51,7 +65,13 @@ impl Drop for Responder {
 
 fn cluster(responders: &[&Responder], timeout: Duration) -> Cluster {
     Cluster {
-        peers: responders.iter().map(|r| Peer { host: r.addr.ip().to_string(), addr: r.addr }).collect(),
+        peers: responders
+            .iter()
+            .map(|r| Peer {
+                host: r.addr.ip().to_string(),
+                addr: r.addr,
+            })
+            .collect(),
         timeout,
         ..Cluster::default()
     }
@@ -67,14 +87,21 @@ fn owner(url: &[u8]) -> Option<u8> {
 #[test]
 fn every_peer_answers_so_the_lookup_ends_without_waiting_for_the_deadline() {
     let a = Responder::start("127.0.8.2:3130", false, |u| u.ends_with(b"/a"));
-    let b = Responder::start("127.0.8.3:3130", false, |u| u.ends_with(b"/a") || u.ends_with(b"/b"));
+    let b = Responder::start("127.0.8.3:3130", false, |u| {
+        u.ends_with(b"/a") || u.ends_with(b"/b")
+    });
     let c = Responder::start("127.0.8.4:3130", false, |_| false);
     // A deadline no test machine reaches: `complete` proves the early end.
     let cl = cluster(&[&a, &b, &c], Duration::from_secs(30));
 
     let o = engine::run(&cl, b"http://localhost/wsgi/a").unwrap();
     assert!(o.complete, "{o:?}");
-    let mut hits: Vec<String> = o.hit_list(&cl).unwrap().split_terminator(';').map(str::to_owned).collect();
+    let mut hits: Vec<String> = o
+        .hit_list(&cl)
+        .unwrap()
+        .split_terminator(';')
+        .map(str::to_owned)
+        .collect();
     hits.sort();
     assert_eq!(hits, ["127.0.8.2", "127.0.8.3"]);
     assert_eq!(o.answered_ips(&cl).len(), 3);
@@ -95,7 +122,11 @@ fn a_silent_peer_is_waited_for_until_the_deadline_and_reported() {
     assert!(!o.complete);
     assert_eq!(o.silent, [1]);
     assert_eq!(o.hit_list(&cl).as_deref(), Some("127.0.8.12;"));
-    assert!(o.elapsed >= cl.timeout, "waited {:?}, less than the timeout", o.elapsed);
+    assert!(
+        o.elapsed >= cl.timeout,
+        "waited {:?}, less than the timeout",
+        o.elapsed
+    );
 }
 
 #[test]
@@ -105,7 +136,10 @@ fn concurrent_lookups_only_see_their_own_replies() {
         Responder::start("127.0.8.23:3130", false, |u| owner(u) == Some(1)),
         Responder::start("127.0.8.24:3130", false, |u| owner(u) == Some(2)),
     ];
-    let cl = Arc::new(cluster(&caches.iter().collect::<Vec<_>>(), Duration::from_secs(5)));
+    let cl = Arc::new(cluster(
+        &caches.iter().collect::<Vec<_>>(),
+        Duration::from_secs(5),
+    ));
     let workers: Vec<_> = (0..32)
         .map(|t| {
             let cl = cl.clone();
@@ -130,6 +164,34 @@ fn a_url_too_long_for_icp_is_not_queried() {
     let a = Responder::start("127.0.8.32:3130", false, |_| true);
     let cl = cluster(&[&a], Duration::from_secs(1));
     let url = format!("http://localhost/{}", "x".repeat(16_384));
-    assert!(matches!(engine::run(&cl, url.as_bytes()), Err(LookupError::Unqueryable(_))));
-    assert!(matches!(engine::run(&cl, b"http://localhost/a\0b"), Err(LookupError::Unqueryable(_))));
+    assert!(matches!(
+        engine::run(&cl, url.as_bytes()),
+        Err(LookupError::Unqueryable(_))
+    ));
+}
+
+#[test]
+fn keys_no_cache_can_hold_are_not_queried() {
+    let a = Responder::start("127.0.8.42:3130", false, |_| true);
+    let cl = cluster(&[&a], Duration::from_secs(1));
+    for key in [
+        &b""[..],
+        b"http://localhost/a b",
+        b"http://localhost/a\r\nb",
+        b"http://localhost/a\0b",
+        b"http://localhost/\x7f",
+    ] {
+        assert!(
+            matches!(engine::run(&cl, key), Err(LookupError::NotAUrl)),
+            "{key:?}"
+        );
+    }
+    // Bytes above 0x7f are not the module's to judge: caches answer them.
+    assert_eq!(
+        engine::run(&cl, b"http://localhost/\xff")
+            .unwrap()
+            .hit_list(&cl)
+            .as_deref(),
+        Some("127.0.8.42;")
+    );
 }

@@ -122,7 +122,10 @@ impl Outcome {
 
     /// Every address that gave a valid reply of any kind.
     pub fn answered_ips(&self, cluster: &Cluster) -> Vec<IpAddr> {
-        self.replies.iter().map(|r| self.responder_ip(cluster, r.responder)).collect()
+        self.replies
+            .iter()
+            .map(|r| self.responder_ip(cluster, r.responder))
+            .collect()
     }
 }
 
@@ -146,7 +149,10 @@ impl<'a> Lookup<'a> {
         Lookup {
             cluster,
             url,
-            outcome: Outcome { request_number, ..Outcome::default() },
+            outcome: Outcome {
+                request_number,
+                ..Outcome::default()
+            },
             peers: vec![PeerState::Waiting; cluster.peers.len()],
         }
     }
@@ -172,7 +178,12 @@ impl<'a> Lookup<'a> {
         }
     }
 
-    fn accept(&mut self, from: SocketAddr, datagram: &[u8], elapsed: Duration) -> Result<(), Reject> {
+    fn accept(
+        &mut self,
+        from: SocketAddr,
+        datagram: &[u8],
+        elapsed: Duration,
+    ) -> Result<(), Reject> {
         // The sender is checked first: bytes from strangers are not even parsed.
         let peer = self
             .cluster
@@ -195,15 +206,26 @@ impl<'a> Lookup<'a> {
             return Err(Reject::WrongUrl);
         }
         match responder {
-            Responder::Peer(i) if self.peers[i] == PeerState::Answered => return Err(Reject::Duplicate),
+            Responder::Peer(i) if self.peers[i] == PeerState::Answered => {
+                return Err(Reject::Duplicate)
+            }
             Responder::Peer(i) => self.peers[i] = PeerState::Answered,
             Responder::Multicast(_) => {
-                if self.outcome.replies.iter().any(|r| r.responder == responder) {
+                if self
+                    .outcome
+                    .replies
+                    .iter()
+                    .any(|r| r.responder == responder)
+                {
                     return Err(Reject::Duplicate);
                 }
             }
         }
-        self.outcome.replies.push(Reply { responder, opcode: message.opcode, rtt: elapsed });
+        self.outcome.replies.push(Reply {
+            responder,
+            opcode: message.opcode,
+            rtt: elapsed,
+        });
         Ok(())
     }
 
@@ -215,8 +237,13 @@ impl<'a> Lookup<'a> {
 
     pub fn finish(mut self, elapsed: Duration) -> Outcome {
         self.outcome.complete = self.is_complete();
-        self.outcome.silent =
-            self.peers.iter().enumerate().filter(|(_, s)| **s == PeerState::Waiting).map(|(i, _)| i).collect();
+        self.outcome.silent = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s == PeerState::Waiting)
+            .map(|(i, _)| i)
+            .collect();
         self.outcome.elapsed = elapsed;
         self.outcome
     }
@@ -231,17 +258,31 @@ mod tests {
     const REQNUM: u32 = 0xC0FFEE;
 
     fn cluster(groups: bool) -> Cluster {
-        let peer = |a: &str| Peer { host: a.split(':').next().unwrap().into(), addr: a.parse().unwrap() };
+        let peer = |a: &str| Peer {
+            host: a.split(':').next().unwrap().into(),
+            addr: a.parse().unwrap(),
+        };
         Cluster {
-            peers: vec![peer("192.0.2.2:3130"), peer("192.0.2.3:3130"), peer("192.0.2.4:3130")],
-            groups: if groups { vec!["239.255.255.253:3130".parse().unwrap()] } else { vec![] },
+            peers: vec![
+                peer("192.0.2.2:3130"),
+                peer("192.0.2.3:3130"),
+                peer("192.0.2.4:3130"),
+            ],
+            groups: if groups {
+                vec!["239.255.255.253:3130".parse().unwrap()]
+            } else {
+                vec![]
+            },
             ..Cluster::default()
         }
     }
 
     fn reply(opcode: Opcode, reqnum: u32, url: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        Message::query(reqnum, url).reply(opcode).encode(&mut out).unwrap();
+        Message::query(reqnum, url)
+            .reply(opcode)
+            .encode(&mut out)
+            .unwrap();
         out
     }
 
@@ -257,14 +298,29 @@ mod tests {
     fn hits_are_listed_in_arrival_order_and_every_answer_counts_as_running() {
         let c = cluster(false);
         let mut l = Lookup::new(&c, URL, REQNUM);
-        l.on_datagram(from("192.0.2.4:3130"), &reply(Opcode::Hit, REQNUM, URL), ms(1));
-        l.on_datagram(from("192.0.2.2:3130"), &reply(Opcode::Miss, REQNUM, URL), ms(2));
+        l.on_datagram(
+            from("192.0.2.4:3130"),
+            &reply(Opcode::Hit, REQNUM, URL),
+            ms(1),
+        );
+        l.on_datagram(
+            from("192.0.2.2:3130"),
+            &reply(Opcode::Miss, REQNUM, URL),
+            ms(2),
+        );
         assert!(!l.is_complete());
-        l.on_datagram(from("192.0.2.3:3130"), &reply(Opcode::HitObj, REQNUM, URL), ms(3));
+        l.on_datagram(
+            from("192.0.2.3:3130"),
+            &reply(Opcode::HitObj, REQNUM, URL),
+            ms(3),
+        );
         assert!(l.is_complete(), "every peer answered");
         let o = l.finish(ms(3));
         assert_eq!(o.hit_list(&c).as_deref(), Some("192.0.2.4;192.0.2.3;"));
-        assert_eq!(o.replies.iter().map(|r| r.rtt).collect::<Vec<_>>(), [ms(1), ms(2), ms(3)]);
+        assert_eq!(
+            o.replies.iter().map(|r| r.rtt).collect::<Vec<_>>(),
+            [ms(1), ms(2), ms(3)]
+        );
         assert_eq!(o.answered_ips(&c).len(), 3);
         assert!(o.complete && o.silent.is_empty() && o.rejected.is_empty());
     }
@@ -273,9 +329,21 @@ mod tests {
     fn misses_denied_and_errors_mean_running_without_the_object() {
         let c = cluster(false);
         let mut l = Lookup::new(&c, URL, REQNUM);
-        l.on_datagram(from("192.0.2.2:3130"), &reply(Opcode::MissNoFetch, REQNUM, URL), ms(1));
-        l.on_datagram(from("192.0.2.3:3130"), &reply(Opcode::Denied, REQNUM, URL), ms(1));
-        l.on_datagram(from("192.0.2.4:3130"), &reply(Opcode::Err, REQNUM, URL), ms(1));
+        l.on_datagram(
+            from("192.0.2.2:3130"),
+            &reply(Opcode::MissNoFetch, REQNUM, URL),
+            ms(1),
+        );
+        l.on_datagram(
+            from("192.0.2.3:3130"),
+            &reply(Opcode::Denied, REQNUM, URL),
+            ms(1),
+        );
+        l.on_datagram(
+            from("192.0.2.4:3130"),
+            &reply(Opcode::Err, REQNUM, URL),
+            ms(1),
+        );
         let o = l.finish(ms(1));
         assert_eq!(o.hit_list(&c), None);
         assert_eq!(o.answered_ips(&c).len(), 3);
@@ -292,18 +360,42 @@ mod tests {
         l.on_datagram(from("192.0.2.2:3131"), &hit, ms(1)); // peer's host, wrong port
         l.on_datagram(from("192.0.2.2:3130"), &hit[..19], ms(1));
         l.on_datagram(from("192.0.2.2:3130"), &query, ms(1));
-        l.on_datagram(from("192.0.2.2:3130"), &reply(Opcode::Hit, REQNUM + 1, URL), ms(1));
-        l.on_datagram(from("192.0.2.2:3130"), &reply(Opcode::Hit, REQNUM, b"http://localhost/other"), ms(1));
+        l.on_datagram(
+            from("192.0.2.2:3130"),
+            &reply(Opcode::Hit, REQNUM + 1, URL),
+            ms(1),
+        );
+        l.on_datagram(
+            from("192.0.2.2:3130"),
+            &reply(Opcode::Hit, REQNUM, b"http://localhost/other"),
+            ms(1),
+        );
         assert_eq!(l.outcome.replies.len(), 0, "nothing forged got through");
-        l.on_datagram(from("192.0.2.2:3130"), &reply(Opcode::Miss, REQNUM, URL), ms(2));
+        l.on_datagram(
+            from("192.0.2.2:3130"),
+            &reply(Opcode::Miss, REQNUM, URL),
+            ms(2),
+        );
         l.on_datagram(from("192.0.2.2:3130"), &hit, ms(3)); // second answer
         let o = l.finish(ms(3));
         let reasons: Vec<&str> = o.rejected.iter().map(|r| r.reason.reason()).collect();
         assert_eq!(
             reasons,
-            ["unknown_sender", "unknown_sender", "too_short", "not_a_reply", "wrong_request_number", "wrong_url", "duplicate"]
+            [
+                "unknown_sender",
+                "unknown_sender",
+                "too_short",
+                "not_a_reply",
+                "wrong_request_number",
+                "wrong_url",
+                "duplicate"
+            ]
         );
-        assert_eq!(o.hit_list(&c), None, "the peer said MISS first; its later HIT is a duplicate");
+        assert_eq!(
+            o.hit_list(&c),
+            None,
+            "the peer said MISS first; its later HIT is a duplicate"
+        );
         assert_eq!(o.silent, [1, 2]);
         assert!(!o.complete);
     }
@@ -315,12 +407,26 @@ mod tests {
         for peer in ["192.0.2.2:3130", "192.0.2.3:3130", "192.0.2.4:3130"] {
             l.on_datagram(from(peer), &reply(Opcode::Miss, REQNUM, URL), ms(1));
         }
-        l.on_datagram(from("198.51.100.7:3130"), &reply(Opcode::Hit, REQNUM, URL), ms(2));
-        l.on_datagram(from("198.51.100.7:3130"), &reply(Opcode::Hit, REQNUM, URL), ms(2));
-        assert!(!l.is_complete(), "a group's size is unknown, so the deadline decides");
+        l.on_datagram(
+            from("198.51.100.7:3130"),
+            &reply(Opcode::Hit, REQNUM, URL),
+            ms(2),
+        );
+        l.on_datagram(
+            from("198.51.100.7:3130"),
+            &reply(Opcode::Hit, REQNUM, URL),
+            ms(2),
+        );
+        assert!(
+            !l.is_complete(),
+            "a group's size is unknown, so the deadline decides"
+        );
         let o = l.finish(ms(50));
         assert_eq!(o.hit_list(&c).as_deref(), Some("198.51.100.7;"));
-        assert_eq!(o.replies[3].responder, Responder::Multicast(from("198.51.100.7:3130")));
+        assert_eq!(
+            o.replies[3].responder,
+            Responder::Multicast(from("198.51.100.7:3130"))
+        );
         assert_eq!(o.rejected.len(), 1);
         assert_eq!(o.rejected[0].reason, Reject::Duplicate);
     }
@@ -330,8 +436,16 @@ mod tests {
         let c = cluster(false);
         let mut l = Lookup::new(&c, URL, REQNUM);
         l.on_send_error(1, std::io::ErrorKind::NetworkUnreachable);
-        l.on_datagram(from("192.0.2.2:3130"), &reply(Opcode::Miss, REQNUM, URL), ms(1));
-        l.on_datagram(from("192.0.2.4:3130"), &reply(Opcode::Miss, REQNUM, URL), ms(1));
+        l.on_datagram(
+            from("192.0.2.2:3130"),
+            &reply(Opcode::Miss, REQNUM, URL),
+            ms(1),
+        );
+        l.on_datagram(
+            from("192.0.2.4:3130"),
+            &reply(Opcode::Miss, REQNUM, URL),
+            ms(1),
+        );
         assert!(l.is_complete());
         let o = l.finish(ms(1));
         assert_eq!(o.unreachable, [(1, std::io::ErrorKind::NetworkUnreachable)]);
@@ -343,14 +457,28 @@ mod tests {
         let mut c = cluster(false);
         c.peers[1].addr = from("192.0.2.2:3131");
         let mut l = Lookup::new(&c, URL, REQNUM);
-        l.on_datagram(from("192.0.2.2:3130"), &reply(Opcode::Hit, REQNUM, URL), ms(1));
-        l.on_datagram(from("192.0.2.2:3131"), &reply(Opcode::Hit, REQNUM, URL), ms(1));
+        l.on_datagram(
+            from("192.0.2.2:3130"),
+            &reply(Opcode::Hit, REQNUM, URL),
+            ms(1),
+        );
+        l.on_datagram(
+            from("192.0.2.2:3131"),
+            &reply(Opcode::Hit, REQNUM, URL),
+            ms(1),
+        );
         assert_eq!(l.finish(ms(1)).hit_list(&c).as_deref(), Some("192.0.2.2;"));
     }
 
     #[test]
     fn ipv6_hits_are_bracketed_for_use_in_urls() {
-        let c = Cluster { peers: vec![Peer { host: "::1".into(), addr: from("[::1]:3130") }], ..Cluster::default() };
+        let c = Cluster {
+            peers: vec![Peer {
+                host: "::1".into(),
+                addr: from("[::1]:3130"),
+            }],
+            ..Cluster::default()
+        };
         let mut l = Lookup::new(&c, URL, REQNUM);
         l.on_datagram(from("[::1]:3130"), &reply(Opcode::Hit, REQNUM, URL), ms(1));
         assert_eq!(l.finish(ms(1)).hit_list(&c).as_deref(), Some("[::1];"));

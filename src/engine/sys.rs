@@ -9,27 +9,38 @@ use std::time::Duration;
 /// Waits until one of `sockets` is readable or `timeout` passes; returns
 /// which are readable (all false on timeout).
 pub fn wait_readable<S: AsRawFd>(sockets: &[S], timeout: Duration) -> io::Result<Vec<bool>> {
-    let mut fds: Vec<libc::pollfd> =
-        sockets.iter().map(|s| libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+    let mut fds: Vec<libc::pollfd> = sockets
+        .iter()
+        .map(|s| libc::pollfd {
+            fd: s.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
     let ts = libc::timespec {
         tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
     };
-    loop {
-        // SAFETY: `fds` is a live array of `fds.len()` pollfds and `ts` a valid
-        // timespec; ppoll writes only `revents`.
-        let n = unsafe { libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, &ts, std::ptr::null()) };
-        if n >= 0 {
-            return Ok(fds.iter().map(|p| p.revents != 0).collect());
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-        // A signal (httpd uses them for graceful restarts) cut the wait short;
-        // the caller recomputes the remaining time on its next call.
+    // SAFETY: `fds` is a live array of `fds.len()` pollfds and `ts` a valid
+    // timespec; ppoll writes only `revents`.
+    let n = unsafe {
+        libc::ppoll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            &ts,
+            std::ptr::null(),
+        )
+    };
+    if n >= 0 {
+        return Ok(fds.iter().map(|p| p.revents != 0).collect());
+    }
+    let err = io::Error::last_os_error();
+    if err.kind() == io::ErrorKind::Interrupted {
+        // A signal (httpd uses them for graceful restarts) cut the wait
+        // short; the caller recomputes the remaining time and waits again.
         return Ok(vec![false; fds.len()]);
     }
+    Err(err)
 }
 
 /// A request number an off-path sender cannot guess: replies are matched on
@@ -46,6 +57,11 @@ pub fn random_u32() -> u32 {
     // gives an unguessable number.
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
     h.finish() as u32
 }

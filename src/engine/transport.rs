@@ -19,6 +19,10 @@ pub enum LookupError {
     /// The URL cannot be put in an ICP query (too long, or contains NUL).
     #[error("URL cannot be queried: {0}")]
     Unqueryable(#[from] EncodeError),
+    /// Squid cannot parse such a key and answers for an escaped URL, which
+    /// no reply check can accept: querying would only cost the timeout.
+    #[error("not queried: a URL is never empty and contains no space or control character, so no cache can hold this one")]
+    NotAUrl,
     #[error("cannot open a UDP socket for ICP queries: {0}")]
     Socket(io::Error),
     #[error("waiting for ICP replies failed: {0}")]
@@ -29,6 +33,9 @@ pub enum LookupError {
 /// for the replies until the cluster's timeout (counted from the first send)
 /// or until every peer has answered, whichever comes first.
 pub fn run(cluster: &Cluster, url: &[u8]) -> Result<Outcome, LookupError> {
+    if url.is_empty() || url.iter().any(|&b| b <= b' ' || b == 0x7f) {
+        return Err(LookupError::NotAUrl);
+    }
     let mut lookup = Lookup::new(cluster, url, sys::random_u32());
     let mut query = Vec::with_capacity(64 + url.len());
     lookup.query(&mut query)?;
@@ -81,8 +88,18 @@ struct Sockets {
 
 impl Sockets {
     fn open(cluster: &Cluster) -> io::Result<Sockets> {
-        let dests = || cluster.peers.iter().map(|p| p.addr).chain(cluster.groups.iter().copied());
-        let mut sockets = Sockets { v4: None, v6: None, all: Vec::with_capacity(1) };
+        let dests = || {
+            cluster
+                .peers
+                .iter()
+                .map(|p| p.addr)
+                .chain(cluster.groups.iter().copied())
+        };
+        let mut sockets = Sockets {
+            v4: None,
+            v6: None,
+            all: Vec::with_capacity(1),
+        };
         if dests().any(|a| a.is_ipv4()) {
             sockets.v4 = Some(sockets.all.len());
             sockets.all.push(open_socket(cluster, Domain::IPV4)?);

@@ -31,19 +31,49 @@ const fn take1(
 pub static COMMANDS: Commands = Commands([
     ffi::command_rec {
         name: c"ICPQueryMapper".as_ptr(),
-        func: ffi::cmd_func { flag: Some(set_mapper) },
+        func: ffi::cmd_func {
+            flag: Some(set_mapper),
+        },
         cmd_data: null_mut(),
         req_override: ffi::RSRC_CONF as c_int,
         args_how: ffi::cmd_how_FLAG,
         errmsg: c"On or Off: answer the icpquerymap and icpqueryisrunning RewriteMaps".as_ptr(),
     },
-    take1(c"ICPQueryTimeout", set_timeout, c"longest wait for ICP replies, in microseconds (default 100000)"),
-    take1(c"ICPQueryLog", set_log, c"file the module logs to (relative to ServerRoot)"),
-    take1(c"ICPQueryLogLevel", set_log_level, c"0 problems, 1 results, 2 information, 3 debug (default 0)"),
-    take1(c"ICPQueryBindAddr", set_bind_addr, c"local address ICP queries are sent from"),
-    take1(c"ICPQueryPeer", add_peer, c"host[:port] of a cache to query by unicast (port 3130 if omitted)"),
-    take1(c"ICPQueryMCastAddr", add_mcast_group, c"group[:port] of a multicast group to query (port 3130 if omitted)"),
-    take1(c"ICPQueryMCastHops", set_mcast_hops, c"multicast TTL, 1 to 255 (default 3)"),
+    take1(
+        c"ICPQueryTimeout",
+        set_timeout,
+        c"longest wait for ICP replies, in microseconds (default 100000)",
+    ),
+    take1(
+        c"ICPQueryLog",
+        set_log,
+        c"file the module logs to (relative to ServerRoot)",
+    ),
+    take1(
+        c"ICPQueryLogLevel",
+        set_log_level,
+        c"0 problems, 1 results, 2 information, 3 debug (default 0)",
+    ),
+    take1(
+        c"ICPQueryBindAddr",
+        set_bind_addr,
+        c"local address ICP queries are sent from",
+    ),
+    take1(
+        c"ICPQueryPeer",
+        add_peer,
+        c"host[:port] of a cache to query by unicast (port 3130 if omitted)",
+    ),
+    take1(
+        c"ICPQueryMCastAddr",
+        add_mcast_group,
+        c"group[:port] of a multicast group to query (port 3130 if omitted)",
+    ),
+    take1(
+        c"ICPQueryMCastHops",
+        set_mcast_hops,
+        c"multicast TTL, 1 to 255 (default 3)",
+    ),
     ffi::command_rec {
         name: null(),
         func: ffi::cmd_func { no_args: None },
@@ -62,8 +92,15 @@ unsafe fn apply(
     set: impl FnOnce(&mut ServerConfig, &str) -> Result<(), ValueError>,
 ) -> *const c_char {
     // SAFETY: httpd passes a live cmd_parms and argument string.
-    let (pool, s, value) = unsafe { ((*cmd).pool, (*cmd).server, String::from_utf8_lossy(c_bytes(arg)).into_owned()) };
-    let fallback = c"mod_icpquery: internal error while reading this directive (see the error log)".as_ptr();
+    let (pool, s, value) = unsafe {
+        (
+            (*cmd).pool,
+            (*cmd).server,
+            String::from_utf8_lossy(c_bytes(arg)).into_owned(),
+        )
+    };
+    let fallback =
+        c"mod_icpquery: internal error while reading this directive (see the error log)".as_ptr();
     guard(fallback, || {
         // SAFETY: `s` is the server being configured; its config exists.
         match set(unsafe { server::of(s) }, &value) {
@@ -74,14 +111,19 @@ unsafe fn apply(
     })
 }
 
-unsafe extern "C" fn set_mapper(cmd: *mut ffi::cmd_parms, _: *mut c_void, on: c_int) -> *const c_char {
+unsafe extern "C" fn set_mapper(
+    cmd: *mut ffi::cmd_parms,
+    _: *mut c_void,
+    on: c_int,
+) -> *const c_char {
     // SAFETY: as for every directive handler.
     unsafe {
         let (pool, s) = ((*cmd).pool, (*cmd).server);
         guard(null(), || {
             // mod_rewrite registers its optional function when it is loaded,
             // and every LoadModule runs before the first ordinary directive.
-            let rewrite_loaded = ffi::apr_dynamic_fn_retrieve(c"ap_register_rewrite_mapfunc".as_ptr()).is_some();
+            let rewrite_loaded =
+                ffi::apr_dynamic_fn_retrieve(c"ap_register_rewrite_mapfunc".as_ptr()).is_some();
             if on != 0 && !rewrite_loaded {
                 return pool_str(
                     pool,
@@ -96,55 +138,95 @@ unsafe extern "C" fn set_mapper(cmd: *mut ffi::cmd_parms, _: *mut c_void, on: c_
     }
 }
 
-unsafe extern "C" fn set_timeout(cmd: *mut ffi::cmd_parms, _: *mut c_void, arg: *const c_char) -> *const c_char {
+unsafe extern "C" fn set_timeout(
+    cmd: *mut ffi::cmd_parms,
+    _: *mut c_void,
+    arg: *const c_char,
+) -> *const c_char {
     // SAFETY: as for every directive handler.
-    unsafe { apply(cmd, arg, |c, v| {
-        c.timeout = Some(config::timeout(v)?);
-        Ok(())
-    }) }
+    unsafe {
+        apply(cmd, arg, |c, v| {
+            c.timeout = Some(config::timeout(v)?);
+            Ok(())
+        })
+    }
 }
 
-unsafe extern "C" fn set_log_level(cmd: *mut ffi::cmd_parms, _: *mut c_void, arg: *const c_char) -> *const c_char {
+unsafe extern "C" fn set_log_level(
+    cmd: *mut ffi::cmd_parms,
+    _: *mut c_void,
+    arg: *const c_char,
+) -> *const c_char {
     // SAFETY: as for every directive handler.
-    unsafe { apply(cmd, arg, |c, v| {
-        c.log_level = Some(config::log_level(v)?);
-        Ok(())
-    }) }
+    unsafe {
+        apply(cmd, arg, |c, v| {
+            c.log_level = Some(config::log_level(v)?);
+            Ok(())
+        })
+    }
 }
 
-unsafe extern "C" fn set_bind_addr(cmd: *mut ffi::cmd_parms, _: *mut c_void, arg: *const c_char) -> *const c_char {
+unsafe extern "C" fn set_bind_addr(
+    cmd: *mut ffi::cmd_parms,
+    _: *mut c_void,
+    arg: *const c_char,
+) -> *const c_char {
     // SAFETY: as for every directive handler.
-    unsafe { apply(cmd, arg, |c, v| {
-        c.bind = Some(config::bind_addr(v)?);
-        Ok(())
-    }) }
+    unsafe {
+        apply(cmd, arg, |c, v| {
+            c.bind = Some(config::bind_addr(v)?);
+            Ok(())
+        })
+    }
 }
 
-unsafe extern "C" fn add_peer(cmd: *mut ffi::cmd_parms, _: *mut c_void, arg: *const c_char) -> *const c_char {
+unsafe extern "C" fn add_peer(
+    cmd: *mut ffi::cmd_parms,
+    _: *mut c_void,
+    arg: *const c_char,
+) -> *const c_char {
     // SAFETY: as for every directive handler.
-    unsafe { apply(cmd, arg, |c, v| {
-        c.peers.push(config::peer(v)?);
-        Ok(())
-    }) }
+    unsafe {
+        apply(cmd, arg, |c, v| {
+            c.peers.push(config::peer(v)?);
+            Ok(())
+        })
+    }
 }
 
-unsafe extern "C" fn add_mcast_group(cmd: *mut ffi::cmd_parms, _: *mut c_void, arg: *const c_char) -> *const c_char {
+unsafe extern "C" fn add_mcast_group(
+    cmd: *mut ffi::cmd_parms,
+    _: *mut c_void,
+    arg: *const c_char,
+) -> *const c_char {
     // SAFETY: as for every directive handler.
-    unsafe { apply(cmd, arg, |c, v| {
-        c.groups.push(config::mcast_group(v)?);
-        Ok(())
-    }) }
+    unsafe {
+        apply(cmd, arg, |c, v| {
+            c.groups.push(config::mcast_group(v)?);
+            Ok(())
+        })
+    }
 }
 
-unsafe extern "C" fn set_mcast_hops(cmd: *mut ffi::cmd_parms, _: *mut c_void, arg: *const c_char) -> *const c_char {
+unsafe extern "C" fn set_mcast_hops(
+    cmd: *mut ffi::cmd_parms,
+    _: *mut c_void,
+    arg: *const c_char,
+) -> *const c_char {
     // SAFETY: as for every directive handler.
-    unsafe { apply(cmd, arg, |c, v| {
-        c.mcast_hops = Some(config::mcast_hops(v)?);
-        Ok(())
-    }) }
+    unsafe {
+        apply(cmd, arg, |c, v| {
+            c.mcast_hops = Some(config::mcast_hops(v)?);
+            Ok(())
+        })
+    }
 }
 
-unsafe extern "C" fn set_log(cmd: *mut ffi::cmd_parms, _: *mut c_void, arg: *const c_char) -> *const c_char {
+unsafe extern "C" fn set_log(
+    cmd: *mut ffi::cmd_parms,
+    _: *mut c_void,
+    arg: *const c_char,
+) -> *const c_char {
     // SAFETY: as for every directive handler; ap_server_root_relative
     // returns NULL for a path it cannot make absolute.
     unsafe {

@@ -27,7 +27,8 @@ fn c_string(s: &str) -> CString {
 /// `r` must be a live request.
 pub unsafe fn request_enabled(r: *const ffi::request_rec, level: u32) -> bool {
     // SAFETY: `r` is live; httpd only reads it.
-    level <= ffi::APLOG_NOTICE || unsafe { ffi::ap_get_request_module_loglevel(r, module_index()) } >= level as c_int
+    level <= ffi::APLOG_NOTICE
+        || unsafe { ffi::ap_get_request_module_loglevel(r, module_index()) } >= level as c_int
 }
 
 /// Logs `message` for request `r` (the client's address is added by httpd).
@@ -40,7 +41,16 @@ pub unsafe fn request(r: *const ffi::request_rec, level: u32, message: &str) {
     let (file, msg) = (c_string(at.file()), c_string(message));
     // SAFETY: "%s" with one C string argument, all valid for the call.
     unsafe {
-        ffi::ap_log_rerror_(file.as_ptr(), at.line() as c_int, module_index(), level as c_int, 0, r, c"%s".as_ptr(), msg.as_ptr())
+        ffi::ap_log_rerror_(
+            file.as_ptr(),
+            at.line() as c_int,
+            module_index(),
+            level as c_int,
+            0,
+            r,
+            c"%s".as_ptr(),
+            msg.as_ptr(),
+        )
     };
 }
 
@@ -54,6 +64,15 @@ pub unsafe fn server(s: *const ffi::server_rec, level: u32, status: i32, message
     let (file, msg) = (c_string(at.file()), c_string(message));
     // SAFETY: "%s" with one C string argument, all valid for the call.
     unsafe {
-        ffi::ap_log_error_(file.as_ptr(), at.line() as c_int, module_index(), level as c_int, status, s, c"%s".as_ptr(), msg.as_ptr())
+        ffi::ap_log_error_(
+            file.as_ptr(),
+            at.line() as c_int,
+            module_index(),
+            level as c_int,
+            status,
+            s,
+            c"%s".as_ptr(),
+            msg.as_ptr(),
+        )
     };
 }

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::ptr::{addr_of, null_mut};
 
 use super::{c_bytes, errorlog, ffi, guard, module::icpquery_module, pool_own, pool_str, server};
-use crate::engine::{self, Cluster, Outcome, Responder};
+use crate::engine::{self, Cluster, LookupError, Outcome, Responder};
 use crate::logfile::{level, Escaped, LogFile};
 
 /// What this request's lookups found out, for `icpqueryisrunning`.
@@ -78,11 +78,22 @@ pub unsafe extern "C" fn icpquerymap(r: *mut ffi::request_rec, key: *mut c_char)
     guard(null_mut(), || {
         // SAFETY: mod_rewrite passes the live request and a C string key.
         unsafe {
-            let Some(settled) = server::of((*r).server).settled.as_ref() else { return null_mut() };
+            let Some(settled) = server::of((*r).server).settled.as_ref() else {
+                return null_mut();
+            };
             let url = c_bytes(key);
-            let events = Events { r, log: settled.log.as_ref() };
+            let events = Events {
+                r,
+                log: settled.log.as_ref(),
+            };
             if !settled.mapper {
-                events.log(level::DEBUG, format_args!("icpquerymap \"{}\": ICPQueryMapper is Off for this server -> NULL", Escaped(url)));
+                events.log(
+                    level::DEBUG,
+                    format_args!(
+                        "icpquerymap \"{}\": ICPQueryMapper is Off for this server -> NULL",
+                        Escaped(url)
+                    ),
+                );
                 return null_mut();
             }
             let state = request_state(r);
@@ -90,17 +101,34 @@ pub unsafe extern "C" fn icpquerymap(r: *mut ffi::request_rec, key: *mut c_char)
             let value = match engine::run(&settled.cluster, url) {
                 Ok(outcome) => {
                     report(&events, &settled.cluster, url, &outcome);
-                    state.answered.extend(outcome.answered_ips(&settled.cluster));
+                    state
+                        .answered
+                        .extend(outcome.answered_ips(&settled.cluster));
                     outcome.hit_list(&settled.cluster)
                 }
                 Err(e) => {
-                    events.problem(errorlog::WARNING, format_args!("icpquerymap \"{}\": {e}", Escaped(url)));
+                    // What a client sent must not flood the error log; a
+                    // socket failure is the server's own problem.
+                    let httpd_level = match e {
+                        LookupError::NotAUrl | LookupError::Unqueryable(_) => errorlog::INFO,
+                        LookupError::Socket(_) | LookupError::Wait(_) => errorlog::ERR,
+                    };
+                    events.problem(
+                        httpd_level,
+                        format_args!("icpquerymap \"{}\": {e}", Escaped(url)),
+                    );
                     None
                 }
             };
             match &value {
-                Some(v) => events.log(level::RESULT, format_args!("icpquerymap \"{}\" -> \"{v}\"", Escaped(url))),
-                None => events.log(level::RESULT, format_args!("icpquerymap \"{}\" -> NULL (no cache has it)", Escaped(url))),
+                Some(v) => events.log(
+                    level::RESULT,
+                    format_args!("icpquerymap \"{}\" -> \"{v}\"", Escaped(url)),
+                ),
+                None => events.log(
+                    level::RESULT,
+                    format_args!("icpquerymap \"{}\" -> NULL (no cache has it)", Escaped(url)),
+                ),
             }
             match value {
                 Some(v) => pool_str((*r).pool, &v),
@@ -112,12 +140,20 @@ pub unsafe extern "C" fn icpquerymap(r: *mut ffi::request_rec, key: *mut c_char)
 
 /// `${cacheisrunning:ADDRESS}`: the key itself when that cache answered this
 /// request's ICP query (any valid reply), else NULL.
-pub unsafe extern "C" fn icpqueryisrunning(r: *mut ffi::request_rec, key: *mut c_char) -> *mut c_char {
+pub unsafe extern "C" fn icpqueryisrunning(
+    r: *mut ffi::request_rec,
+    key: *mut c_char,
+) -> *mut c_char {
     guard(null_mut(), || {
         // SAFETY: mod_rewrite passes the live request and a C string key.
         unsafe {
-            let Some(settled) = server::of((*r).server).settled.as_ref() else { return null_mut() };
-            let events = Events { r, log: settled.log.as_ref() };
+            let Some(settled) = server::of((*r).server).settled.as_ref() else {
+                return null_mut();
+            };
+            let events = Events {
+                r,
+                log: settled.log.as_ref(),
+            };
             let key_bytes = c_bytes(key);
             let state = request_state(r);
             let running = state.queried && is_running(&settled.cluster, &state.answered, key_bytes);
@@ -148,13 +184,21 @@ pub unsafe extern "C" fn icpqueryisrunning(r: *mut ffi::request_rec, key: *mut c
 /// Whether `key` (an address, bracketed or not, or a peer's configured host
 /// name) names a cache that answered.
 fn is_running(cluster: &Cluster, answered: &[IpAddr], key: &[u8]) -> bool {
-    let Ok(key) = std::str::from_utf8(key) else { return false };
+    let Ok(key) = std::str::from_utf8(key) else {
+        return false;
+    };
     let key = key.trim();
-    let bare = key.strip_prefix('[').and_then(|k| k.strip_suffix(']')).unwrap_or(key);
+    let bare = key
+        .strip_prefix('[')
+        .and_then(|k| k.strip_suffix(']'))
+        .unwrap_or(key);
     if let Ok(ip) = bare.parse::<IpAddr>() {
         return answered.contains(&ip);
     }
-    cluster.peers.iter().any(|p| p.host.eq_ignore_ascii_case(key) && answered.contains(&p.addr.ip()))
+    cluster
+        .peers
+        .iter()
+        .any(|p| p.host.eq_ignore_ascii_case(key) && answered.contains(&p.addr.ip()))
 }
 
 /// Logs what a lookup saw: the query (debug), each reply (information), and
@@ -182,22 +226,44 @@ fn report(events: &Events<'_>, cluster: &Cluster, url: &[u8], outcome: &Outcome)
                 Responder::Peer(i) => cluster.peers[i].addr.to_string(),
                 Responder::Multicast(addr) => format!("{addr} (multicast)"),
             };
-            events.log(level::INFO, format_args!("{} from {from} for \"{url}\" in {} us", reply.opcode, reply.rtt.as_micros()));
+            events.log(
+                level::INFO,
+                format_args!(
+                    "{} from {from} for \"{url}\" in {} us",
+                    reply.opcode,
+                    reply.rtt.as_micros()
+                ),
+            );
         }
     }
     for &i in &outcome.silent {
         events.problem(
             errorlog::INFO,
-            format_args!("no reply from {} within {} us for \"{url}\"", cluster.peers[i].addr, cluster.timeout.as_micros()),
+            format_args!(
+                "no reply from {} within {} us for \"{url}\"",
+                cluster.peers[i].addr,
+                cluster.timeout.as_micros()
+            ),
         );
     }
     for &(i, kind) in &outcome.unreachable {
-        events.problem(errorlog::WARNING, format_args!("cannot send an ICP query to {}: {kind}", cluster.peers[i].addr));
+        events.problem(
+            errorlog::WARNING,
+            format_args!(
+                "cannot send an ICP query to {}: {kind}",
+                cluster.peers[i].addr
+            ),
+        );
     }
     for rejected in &outcome.rejected {
         events.problem(
             errorlog::WARNING,
-            format_args!("dropped a datagram from {}: {} ({})", rejected.from, rejected.reason, rejected.reason.reason()),
+            format_args!(
+                "dropped a datagram from {}: {} ({})",
+                rejected.from,
+                rejected.reason,
+                rejected.reason.reason()
+            ),
         );
     }
 }
@@ -208,8 +274,18 @@ mod tests {
     use crate::engine::Peer;
 
     fn cluster() -> Cluster {
-        let peer = |host: &str, addr: &str| Peer { host: host.into(), addr: addr.parse().unwrap() };
-        Cluster { peers: vec![peer("cache-a", "192.0.2.1:3130"), peer("192.0.2.2", "192.0.2.2:3130"), peer("::1", "[::1]:3130")], ..Cluster::default() }
+        let peer = |host: &str, addr: &str| Peer {
+            host: host.into(),
+            addr: addr.parse().unwrap(),
+        };
+        Cluster {
+            peers: vec![
+                peer("cache-a", "192.0.2.1:3130"),
+                peer("192.0.2.2", "192.0.2.2:3130"),
+                peer("::1", "[::1]:3130"),
+            ],
+            ..Cluster::default()
+        }
     }
 
     #[test]

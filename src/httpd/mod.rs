@@ -15,7 +15,6 @@ mod server;
 use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-
 /// Runs `body`, turning a panic into `fallback` (NULL from a map, an error
 /// string from a directive, DECLINED from a hook). The panic message itself
 /// reaches the error log through std's hook, which writes to stderr.
@@ -36,7 +35,14 @@ unsafe fn pool_own<T>(pool: *mut ffi::apr_pool_t, value: T) -> *mut T {
     }
     let ptr = Box::into_raw(Box::new(value));
     // SAFETY: the pool is live; the cleanup frees `ptr` exactly once.
-    unsafe { ffi::apr_pool_cleanup_register(pool, ptr.cast(), Some(drop_boxed::<T>), Some(ffi::apr_pool_cleanup_null)) };
+    unsafe {
+        ffi::apr_pool_cleanup_register(
+            pool,
+            ptr.cast(),
+            Some(drop_boxed::<T>),
+            Some(ffi::apr_pool_cleanup_null),
+        )
+    };
     ptr
 }
 

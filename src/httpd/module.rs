@@ -39,15 +39,29 @@ unsafe extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
     guard((), || {
         // SAFETY: registering hooks is what this callback is for.
         unsafe {
-            ffi::ap_hook_pre_config(Some(pre_config), AFTER_REWRITE.0.as_ptr(), null(), ffi::APR_HOOK_MIDDLE as c_int);
-            ffi::ap_hook_post_config(Some(post_config), null(), null(), ffi::APR_HOOK_MIDDLE as c_int);
+            ffi::ap_hook_pre_config(
+                Some(pre_config),
+                AFTER_REWRITE.0.as_ptr(),
+                null(),
+                ffi::APR_HOOK_MIDDLE as c_int,
+            );
+            ffi::ap_hook_post_config(
+                Some(post_config),
+                null(),
+                null(),
+                ffi::APR_HOOK_MIDDLE as c_int,
+            );
         }
     })
 }
 
 /// Registers the map functions with mod_rewrite, before `RewriteMap` lines
 /// are read (mod_rewrite checks `int:` names as it reads them).
-unsafe extern "C" fn pre_config(_: *mut ffi::apr_pool_t, _: *mut ffi::apr_pool_t, _: *mut ffi::apr_pool_t) -> c_int {
+unsafe extern "C" fn pre_config(
+    _: *mut ffi::apr_pool_t,
+    _: *mut ffi::apr_pool_t,
+    _: *mut ffi::apr_pool_t,
+) -> c_int {
     guard(ffi::OK as c_int, || {
         // SAFETY: the optional function, when present, has exactly this type.
         unsafe {
@@ -59,11 +73,15 @@ unsafe extern "C" fn pre_config(_: *mut ffi::apr_pool_t, _: *mut ffi::apr_pool_t
             };
             // C: void ap_register_rewrite_mapfunc(char *name, rewrite_mapfunc_t *func)
             type Register = unsafe extern "C" fn(*mut c_char, ffi::rewrite_mapfunc_t);
-            let register: Register = std::mem::transmute::<unsafe extern "C" fn(), Register>(register);
+            let register: Register =
+                std::mem::transmute::<unsafe extern "C" fn(), Register>(register);
             // mod_rewrite keeps the name pointer: it must outlive the pool, so
             // it is a static string.
             register(c"icpquerymap".as_ptr().cast_mut(), Some(maps::icpquerymap));
-            register(c"icpqueryisrunning".as_ptr().cast_mut(), Some(maps::icpqueryisrunning));
+            register(
+                c"icpqueryisrunning".as_ptr().cast_mut(),
+                Some(maps::icpqueryisrunning),
+            );
         }
         ffi::OK as c_int
     })
@@ -80,7 +98,9 @@ unsafe extern "C" fn post_config(
     guard(ffi::DECLINED as c_int, || unsafe {
         // httpd reads its configuration twice at startup; the first pass only
         // checks it, so open nothing then.
-        if ffi::ap_state_query(ffi::AP_SQ_MAIN_STATE as c_int) == ffi::AP_SQ_MS_CREATE_PRE_CONFIG as c_int {
+        if ffi::ap_state_query(ffi::AP_SQ_MAIN_STATE as c_int)
+            == ffi::AP_SQ_MS_CREATE_PRE_CONFIG as c_int
+        {
             return ffi::OK as c_int;
         }
         let mut logs = server::LogOpener::default();
@@ -88,8 +108,17 @@ unsafe extern "C" fn post_config(
         while !s.is_null() {
             let conf = server::of(s);
             if let Err(e) = conf.settle(&mut logs) {
-                let path = conf.log_path.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
-                errorlog::server(s, errorlog::ERR, e.raw_os_error().unwrap_or(0), &format!("ICPQueryLog: cannot open \"{path}\" for appending: {e}"));
+                let path = conf
+                    .log_path
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                errorlog::server(
+                    s,
+                    errorlog::ERR,
+                    e.raw_os_error().unwrap_or(0),
+                    &format!("ICPQueryLog: cannot open \"{path}\" for appending: {e}"),
+                );
                 return 500; // HTTP_INTERNAL_SERVER_ERROR: httpd stops
             }
             let settled = conf.settled.as_ref().expect("just settled");

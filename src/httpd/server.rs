@@ -40,7 +40,12 @@ pub struct Settled {
 impl ServerConfig {
     fn merged(base: &ServerConfig, add: &ServerConfig) -> ServerConfig {
         let mut peers = base.peers.clone();
-        peers.extend(add.peers.iter().filter(|p| !base.peers.contains(p)).cloned());
+        peers.extend(
+            add.peers
+                .iter()
+                .filter(|p| !base.peers.contains(p))
+                .cloned(),
+        );
         let mut groups = base.groups.clone();
         groups.extend(add.groups.iter().filter(|g| !base.groups.contains(g)));
         ServerConfig {
@@ -67,10 +72,17 @@ impl ServerConfig {
             timeout: self.timeout.unwrap_or(Cluster::DEFAULT_TIMEOUT),
         };
         let log = match &self.log_path {
-            Some(path) => Some(LogFile::new(open_logs.open(path)?, self.log_level.unwrap_or(0))),
+            Some(path) => Some(LogFile::new(
+                open_logs.open(path)?,
+                self.log_level.unwrap_or(0),
+            )),
             None => None,
         };
-        self.settled = Some(Settled { mapper: self.mapper.unwrap_or(false), cluster, log });
+        self.settled = Some(Settled {
+            mapper: self.mapper.unwrap_or(false),
+            cluster,
+            log,
+        });
         Ok(())
     }
 }
@@ -97,15 +109,27 @@ impl LogOpener {
 pub unsafe fn of<'a>(s: *const ffi::server_rec) -> &'a mut ServerConfig {
     // SAFETY: create/merge_server_config stored a pool-owned ServerConfig
     // for every server; it lives as long as the configuration.
-    unsafe { &mut *ffi::ap_get_module_config((*s).module_config, std::ptr::addr_of!(icpquery_module)).cast::<ServerConfig>() }
+    unsafe {
+        &mut *ffi::ap_get_module_config((*s).module_config, std::ptr::addr_of!(icpquery_module))
+            .cast::<ServerConfig>()
+    }
 }
 
-pub unsafe extern "C" fn create_server_config(pool: *mut ffi::apr_pool_t, _s: *mut ffi::server_rec) -> *mut c_void {
+pub unsafe extern "C" fn create_server_config(
+    pool: *mut ffi::apr_pool_t,
+    _s: *mut ffi::server_rec,
+) -> *mut c_void {
     // SAFETY: httpd passes its configuration pool.
-    guard(std::ptr::null_mut(), || unsafe { pool_own(pool, ServerConfig::default()) }.cast())
+    guard(std::ptr::null_mut(), || {
+        unsafe { pool_own(pool, ServerConfig::default()) }.cast()
+    })
 }
 
-pub unsafe extern "C" fn merge_server_config(pool: *mut ffi::apr_pool_t, base: *mut c_void, add: *mut c_void) -> *mut c_void {
+pub unsafe extern "C" fn merge_server_config(
+    pool: *mut ffi::apr_pool_t,
+    base: *mut c_void,
+    add: *mut c_void,
+) -> *mut c_void {
     guard(std::ptr::null_mut(), || {
         // SAFETY: both were made by create_server_config and are live.
         let (base, add) = unsafe { (&*base.cast::<ServerConfig>(), &*add.cast::<ServerConfig>()) };
