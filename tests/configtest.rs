@@ -123,3 +123,25 @@ fn the_mapper_without_mod_rewrite_is_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_debian_a2enmod_files_pass_configtest() {
+    let module = module_path();
+    let load = support::read_conf_file("icpquery.load");
+    assert!(
+        load.contains("/usr/lib/apache2/modules/mod_icpquery.so"),
+        "{load}"
+    );
+    let load = load.replace(
+        "/usr/lib/apache2/modules/mod_icpquery.so",
+        &module.display().to_string(),
+    );
+    let portal_conf = format!("{load}\n{}", support::read_conf_file("icpquery.conf"));
+    let (ok, stderr) = Httpd::configtest(&HttpdOptions {
+        net: 252,
+        mpm: Mpm::Event,
+        portal_conf,
+        module,
+    });
+    assert!(ok, "{stderr}");
+}

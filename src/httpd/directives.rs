@@ -103,7 +103,7 @@ unsafe fn apply(
         c"mod_icpquery: internal error while reading this directive (see the error log)".as_ptr();
     guard(fallback, || {
         // SAFETY: `s` is the server being configured; its config exists.
-        match set(unsafe { server::of(s) }, &value) {
+        match set(unsafe { server::of_mut(s) }, &value) {
             Ok(()) => null(),
             // SAFETY: cmd->pool lives as long as httpd needs the message.
             Err(e) => unsafe { pool_str(pool, &e.to_string()) },
@@ -132,7 +132,7 @@ unsafe extern "C" fn set_mapper(
                 )
                 .cast_const();
             }
-            server::of(s).mapper = Some(on != 0);
+            server::of_mut(s).mapper = Some(on != 0);
             null()
         })
     }

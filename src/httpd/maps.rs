@@ -78,7 +78,7 @@ pub unsafe extern "C" fn icpquerymap(r: *mut ffi::request_rec, key: *mut c_char)
     guard(null_mut(), || {
         // SAFETY: mod_rewrite passes the live request and a C string key.
         unsafe {
-            let Some(settled) = server::of((*r).server).settled.as_ref() else {
+            let Some(settled) = server::settled((*r).server) else {
                 return null_mut();
             };
             let url = c_bytes(key);
@@ -147,7 +147,7 @@ pub unsafe extern "C" fn icpqueryisrunning(
     guard(null_mut(), || {
         // SAFETY: mod_rewrite passes the live request and a C string key.
         unsafe {
-            let Some(settled) = server::of((*r).server).settled.as_ref() else {
+            let Some(settled) = server::settled((*r).server) else {
                 return null_mut();
             };
             let events = Events {

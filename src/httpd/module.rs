@@ -106,7 +106,7 @@ unsafe extern "C" fn post_config(
         let mut logs = server::LogOpener::default();
         let mut s = main;
         while !s.is_null() {
-            let conf = server::of(s);
+            let conf = server::of_mut(s);
             if let Err(e) = conf.settle(&mut logs) {
                 let path = conf
                     .log_path

@@ -102,16 +102,32 @@ impl LogOpener {
     }
 }
 
-/// The configuration of server `s`.
+/// The configuration of server `s`, to change while the configuration is
+/// read or settled (httpd does both on one thread, before any request).
 ///
 /// # Safety
-/// `s` must be a live server_rec whose config vector this module filled.
-pub unsafe fn of<'a>(s: *const ffi::server_rec) -> &'a mut ServerConfig {
+/// `s` must be a live server_rec whose config vector this module filled,
+/// and no other reference to its configuration may be alive.
+pub unsafe fn of_mut<'a>(s: *const ffi::server_rec) -> &'a mut ServerConfig {
     // SAFETY: create/merge_server_config stored a pool-owned ServerConfig
     // for every server; it lives as long as the configuration.
     unsafe {
         &mut *ffi::ap_get_module_config((*s).module_config, std::ptr::addr_of!(icpquery_module))
             .cast::<ServerConfig>()
+    }
+}
+
+/// What requests of server `s` use: shared, read-only, by every thread.
+///
+/// # Safety
+/// `s` must be a live server_rec whose config vector this module filled.
+pub unsafe fn settled<'a>(s: *const ffi::server_rec) -> Option<&'a Settled> {
+    // SAFETY: as in of_mut; while requests run nothing writes the config.
+    unsafe {
+        let conf =
+            ffi::ap_get_module_config((*s).module_config, std::ptr::addr_of!(icpquery_module))
+                .cast::<ServerConfig>();
+        (*conf).settled.as_ref()
     }
 }
 
