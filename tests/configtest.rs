@@ -81,15 +81,14 @@ fn wrong_values_are_refused_with_directive_value_and_expectation() {
     }
 }
 
-#[test]
-fn the_mapper_without_mod_rewrite_is_refused() {
+/// `apache2 -t` on `lines` in a server that does not load mod_rewrite.
+fn configtest_without_rewrite(lines: &str) -> (bool, String) {
     let dir = TestDir::new("configtest-norewrite");
-    let opts = options("ICPQueryMapper On\nICPQueryPeer 127.0.0.2");
-    let conf = main_conf(dir.path(), &opts)
-        .replace("LoadModule rewrite_module", "#LoadModule rewrite_module");
     for sub in ["logs", "run", "htdocs"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }
+    let conf = main_conf(dir.path(), &options(lines))
+        .replace("LoadModule rewrite_module", "#LoadModule rewrite_module");
     std::fs::write(dir.join("httpd.conf"), conf).unwrap();
     let out = Command::new(httpd_binary())
         .arg("-t")
@@ -97,31 +96,25 @@ fn the_mapper_without_mod_rewrite_is_refused() {
         .arg(dir.join("httpd.conf"))
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_mapper_without_mod_rewrite_is_refused() {
+    let (ok, stderr) = configtest_without_rewrite("ICPQueryMapper On\nICPQueryPeer 127.0.0.2");
+    assert!(!ok, "{stderr}");
     assert!(
         stderr.contains(
             "ICPQueryMapper \"On\": mod_rewrite is not loaded; expected LoadModule rewrite_module"
         ),
         "{stderr}"
     );
-
     // Off needs nothing.
-    let opts = options("ICPQueryMapper Off\nICPQueryPeer 127.0.0.2");
-    let conf = main_conf(dir.path(), &opts)
-        .replace("LoadModule rewrite_module", "#LoadModule rewrite_module");
-    std::fs::write(dir.join("httpd.conf"), conf).unwrap();
-    let out = Command::new(httpd_binary())
-        .arg("-t")
-        .arg("-f")
-        .arg(dir.join("httpd.conf"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, stderr) = configtest_without_rewrite("ICPQueryMapper Off\nICPQueryPeer 127.0.0.2");
+    assert!(ok, "{stderr}");
 }
 
 #[test]

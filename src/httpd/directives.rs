@@ -138,89 +138,35 @@ unsafe extern "C" fn set_mapper(
     }
 }
 
-unsafe extern "C" fn set_timeout(
-    cmd: *mut ffi::cmd_parms,
-    _: *mut c_void,
-    arg: *const c_char,
-) -> *const c_char {
-    // SAFETY: as for every directive handler.
-    unsafe {
-        apply(cmd, arg, |c, v| {
-            c.timeout = Some(config::timeout(v)?);
-            Ok(())
-        })
-    }
+/// A directive handler that parses its one argument and stores the result.
+macro_rules! value_directive {
+    ($handler:ident, |$conf:ident, $value:ident| $store:expr) => {
+        unsafe extern "C" fn $handler(
+            cmd: *mut ffi::cmd_parms,
+            _: *mut c_void,
+            arg: *const c_char,
+        ) -> *const c_char {
+            // SAFETY: httpd calls directive handlers with live arguments.
+            unsafe {
+                apply(cmd, arg, |$conf: &mut ServerConfig, $value: &str| {
+                    $store;
+                    Ok(())
+                })
+            }
+        }
+    };
 }
 
-unsafe extern "C" fn set_log_level(
-    cmd: *mut ffi::cmd_parms,
-    _: *mut c_void,
-    arg: *const c_char,
-) -> *const c_char {
-    // SAFETY: as for every directive handler.
-    unsafe {
-        apply(cmd, arg, |c, v| {
-            c.log_level = Some(config::log_level(v)?);
-            Ok(())
-        })
-    }
-}
-
-unsafe extern "C" fn set_bind_addr(
-    cmd: *mut ffi::cmd_parms,
-    _: *mut c_void,
-    arg: *const c_char,
-) -> *const c_char {
-    // SAFETY: as for every directive handler.
-    unsafe {
-        apply(cmd, arg, |c, v| {
-            c.bind = Some(config::bind_addr(v)?);
-            Ok(())
-        })
-    }
-}
-
-unsafe extern "C" fn add_peer(
-    cmd: *mut ffi::cmd_parms,
-    _: *mut c_void,
-    arg: *const c_char,
-) -> *const c_char {
-    // SAFETY: as for every directive handler.
-    unsafe {
-        apply(cmd, arg, |c, v| {
-            c.peers.push(config::peer(v)?);
-            Ok(())
-        })
-    }
-}
-
-unsafe extern "C" fn add_mcast_group(
-    cmd: *mut ffi::cmd_parms,
-    _: *mut c_void,
-    arg: *const c_char,
-) -> *const c_char {
-    // SAFETY: as for every directive handler.
-    unsafe {
-        apply(cmd, arg, |c, v| {
-            c.groups.push(config::mcast_group(v)?);
-            Ok(())
-        })
-    }
-}
-
-unsafe extern "C" fn set_mcast_hops(
-    cmd: *mut ffi::cmd_parms,
-    _: *mut c_void,
-    arg: *const c_char,
-) -> *const c_char {
-    // SAFETY: as for every directive handler.
-    unsafe {
-        apply(cmd, arg, |c, v| {
-            c.mcast_hops = Some(config::mcast_hops(v)?);
-            Ok(())
-        })
-    }
-}
+value_directive!(set_timeout, |c, v| c.timeout = Some(config::timeout(v)?));
+value_directive!(set_log_level, |c, v| c.log_level =
+    Some(config::log_level(v)?));
+value_directive!(set_bind_addr, |c, v| c.bind = Some(config::bind_addr(v)?));
+value_directive!(add_peer, |c, v| c.peers.push(config::peer(v)?));
+value_directive!(add_mcast_group, |c, v| c
+    .groups
+    .push(config::mcast_group(v)?));
+value_directive!(set_mcast_hops, |c, v| c.mcast_hops =
+    Some(config::mcast_hops(v)?));
 
 unsafe extern "C" fn set_log(
     cmd: *mut ffi::cmd_parms,
