@@ -10,16 +10,8 @@ fn query(cmd: &str, args: &[&str]) -> String {
     let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| {
         panic!("cannot run `{cmd}` ({e}): install the httpd development files (Debian: apt-get install apache2-dev)")
     });
-    assert!(
-        out.status.success(),
-        "`{cmd} {}` failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8 output")
-        .trim()
-        .to_owned()
+    assert!(out.status.success(), "`{cmd} {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8 output").trim().to_owned()
 }
 
 fn main() {
@@ -54,6 +46,7 @@ fn main() {
         .allowlist_function("apr_pool_cleanup_(register|null)")
         .allowlist_function("apr_pstrmemdup")
         .allowlist_function("apr_pstrdup")
+        .allowlist_function("apr_shm_(create|baseaddr_get)")
         .allowlist_var("MODULE_MAGIC_(NUMBER_MAJOR|NUMBER_MINOR|COOKIE)")
         .allowlist_var("RSRC_CONF")
         .allowlist_var("APLOG_(EMERG|ALERT|CRIT|ERR|WARNING|NOTICE|INFO|DEBUG|TRACE1)")

@@ -43,15 +43,9 @@ fn main() {
     show(&cluster, "/index.html");
 
     // Stop the cache that holds the first object.
-    let holder = first
-        .cache_name()
-        .and_then(|n| cluster.squids().iter().find(|s| s.name() == n))
-        .map(|s| s.host());
+    let holder = first.cache_name().and_then(|n| cluster.squids().iter().find(|s| s.name() == n)).map(|s| s.host());
     let victim = holder.unwrap_or(h2);
-    step(&format!(
-        "stop {} (it held the first object); requests still succeed",
-        cluster.cache_for(victim).name()
-    ));
+    step(&format!("stop {} (it held the first object); requests still succeed", cluster.cache_for(victim).name()));
     cluster.cache_for_mut(victim).stop();
     show(&cluster, "/wsgi/hello?name=world");
     show(&cluster, "/wsgi/third?n=1");
@@ -86,21 +80,12 @@ fn step(what: &str) {
 fn show(cluster: &Cluster, path: &str) -> Response {
     match support::http::try_get(cluster.portal_addr(), path) {
         Ok(r) => {
-            println!(
-                "  {:<34} {:>3}  {}",
-                format!("GET {path}"),
-                r.status,
-                r.served_by()
-            );
+            println!("  {:<34} {:>3}  {}", format!("GET {path}"), r.status, r.served_by());
             r
         }
         Err(e) => {
             println!("  {:<34} ---  request failed: {e}", format!("GET {path}"));
-            Response {
-                status: 0,
-                headers: Vec::new(),
-                body: Vec::new(),
-            }
+            Response { status: 0, headers: Vec::new(), body: Vec::new() }
         }
     }
 }

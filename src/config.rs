@@ -8,7 +8,7 @@
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use crate::engine::{Peer, DEFAULT_ICP_PORT};
+use crate::engine::{Peer, Timeout, DEFAULT_ICP_PORT};
 
 /// A directive value that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,39 +20,64 @@ pub struct ValueError {
     pub expected: &'static str,
 }
 
-fn refuse(
-    directive: &'static str,
-    value: &str,
-    problem: impl Into<String>,
-    expected: &'static str,
-) -> ValueError {
-    ValueError {
-        directive,
-        value: value.escape_debug().to_string(),
-        problem: problem.into(),
-        expected,
-    }
+fn refuse(directive: &'static str, value: &str, problem: impl Into<String>, expected: &'static str) -> ValueError {
+    ValueError { directive, value: value.escape_debug().to_string(), problem: problem.into(), expected }
 }
 
 /// Longest `ICPQueryTimeout`: a minute is already far beyond any sane wait
 /// inside an HTTP request.
 pub const MAX_TIMEOUT_US: u64 = 60_000_000;
 
-/// `ICPQueryTimeout <µs>`.
-pub fn timeout(value: &str) -> Result<Duration, ValueError> {
-    const EXPECTED: &str = "a whole number of microseconds from 1 to 60000000 (100000 is 0.1 s)";
-    let us: u64 = value.trim().parse().map_err(|_| {
-        let problem = if value.trim().starts_with('-') {
-            "negative"
-        } else {
-            "not a number"
-        };
-        refuse("ICPQueryTimeout", value, problem, EXPECTED)
-    })?;
-    if us == 0 || us > MAX_TIMEOUT_US {
-        return Err(refuse("ICPQueryTimeout", value, "out of range", EXPECTED));
+/// `ICPQueryTimeout <µs>` or `ICPQueryTimeout auto [<min µs> <max µs>]`.
+pub fn timeout(value: &str) -> Result<Timeout, ValueError> {
+    const EXPECTED: &str = "microseconds as a whole number from 1 to 60000000 (100000 is 0.1 s), \
+                            or \"auto\" optionally followed by the least and the longest wait in microseconds";
+    let words: Vec<&str> = value.split_whitespace().collect();
+    let micros = |word: &str| -> Result<Duration, ValueError> {
+        let us: u64 = word.parse().map_err(|_| {
+            let problem = if word.starts_with('-') { "negative" } else { "not a number" };
+            refuse("ICPQueryTimeout", value, problem, EXPECTED)
+        })?;
+        if us == 0 || us > MAX_TIMEOUT_US {
+            return Err(refuse("ICPQueryTimeout", value, "out of range", EXPECTED));
+        }
+        Ok(Duration::from_micros(us))
+    };
+    match words.as_slice() {
+        [w] if w.eq_ignore_ascii_case("auto") => {
+            Ok(Timeout::Auto { min: Timeout::DEFAULT_AUTO_MIN, max: Timeout::DEFAULT_AUTO_MAX })
+        }
+        [w, min, max] if w.eq_ignore_ascii_case("auto") => {
+            let (min, max) = (micros(min)?, micros(max)?);
+            if min > max {
+                return Err(refuse("ICPQueryTimeout", value, "the least wait is longer than the longest", EXPECTED));
+            }
+            Ok(Timeout::Auto { min, max })
+        }
+        [w] => Ok(Timeout::Fixed(micros(w)?)),
+        [] => Err(refuse("ICPQueryTimeout", value, "not a number", EXPECTED)),
+        _ => Err(refuse("ICPQueryTimeout", value, "wrong number of words", EXPECTED)),
     }
-    Ok(Duration::from_micros(us))
+}
+
+/// `ICPQueryDeadTime <seconds>`.
+pub fn dead_time(value: &str) -> Result<Duration, ValueError> {
+    const EXPECTED: &str = "seconds as a whole number from 1 to 86400 (Squid's dead_peer_timeout is 10)";
+    match value.trim().parse::<u64>() {
+        Ok(s @ 1..=86_400) => Ok(Duration::from_secs(s)),
+        Ok(_) => Err(refuse("ICPQueryDeadTime", value, "out of range", EXPECTED)),
+        Err(_) => Err(refuse("ICPQueryDeadTime", value, "not a number", EXPECTED)),
+    }
+}
+
+/// `ICPQueryProbeInterval <seconds>`; 0 turns probing off.
+pub fn probe_interval(value: &str) -> Result<Duration, ValueError> {
+    const EXPECTED: &str = "seconds as a whole number from 0 (off) to 86400";
+    match value.trim().parse::<u64>() {
+        Ok(s @ 0..=86_400) => Ok(Duration::from_secs(s)),
+        Ok(_) => Err(refuse("ICPQueryProbeInterval", value, "out of range", EXPECTED)),
+        Err(_) => Err(refuse("ICPQueryProbeInterval", value, "not a number", EXPECTED)),
+    }
 }
 
 /// `ICPQueryLogLevel 0..3`.
@@ -60,12 +85,7 @@ pub fn log_level(value: &str) -> Result<u8, ValueError> {
     const EXPECTED: &str = "0 (problems), 1 (results), 2 (information) or 3 (debug)";
     match value.trim().parse::<u8>() {
         Ok(level @ 0..=3) => Ok(level),
-        _ => Err(refuse(
-            "ICPQueryLogLevel",
-            value,
-            "not a log level",
-            EXPECTED,
-        )),
+        _ => Err(refuse("ICPQueryLogLevel", value, "not a log level", EXPECTED)),
     }
 }
 
@@ -86,11 +106,13 @@ pub fn bind_addr(value: &str) -> Result<IpAddr, ValueError> {
     resolve("ICPQueryBindAddr", value, host, 0, EXPECTED).map(|a| a.ip())
 }
 
-/// `ICPQueryPeer <host>[:port]`.
+/// `ICPQueryPeer <host>[:port] [round=1|2]`.
 pub fn peer(value: &str) -> Result<Peer, ValueError> {
-    const EXPECTED: &str =
-        "host[:port] with a port from 1 to 65535, e.g. 192.0.2.1:3130 or [2001:db8::1]:3130";
-    let (host, port) = split_host_port("ICPQueryPeer", value, EXPECTED)?;
+    const EXPECTED: &str = "host[:port] with a port from 1 to 65535, e.g. 192.0.2.1:3130 or [2001:db8::1]:3130, \
+                            then options as key=value (round=1 or round=2)";
+    let mut words = value.split_whitespace();
+    let address = words.next().unwrap_or("");
+    let (host, port) = split_host_port("ICPQueryPeer", value, address, EXPECTED)?;
     let addr = resolve("ICPQueryPeer", value, host, port, EXPECTED)?;
     if addr.ip().is_multicast() || addr.ip().is_unspecified() {
         return Err(refuse(
@@ -100,25 +122,39 @@ pub fn peer(value: &str) -> Result<Peer, ValueError> {
             "a cache's unicast address; use ICPQueryMCastAddr for multicast groups",
         ));
     }
-    Ok(Peer {
-        host: host.to_owned(),
-        addr,
-    })
+    let mut peer = Peer { host: host.to_owned(), addr, round: 1 };
+    for option in words {
+        match option.split_once('=') {
+            Some(("round", "1")) => peer.round = 1,
+            Some(("round", "2")) => peer.round = 2,
+            Some(("round", other)) => {
+                return Err(refuse(
+                    "ICPQueryPeer",
+                    value,
+                    format!("round \"{}\" is not 1 or 2", other.escape_debug()),
+                    EXPECTED,
+                ))
+            }
+            _ => {
+                return Err(refuse(
+                    "ICPQueryPeer",
+                    value,
+                    format!("unknown option \"{}\"", option.escape_debug()),
+                    EXPECTED,
+                ))
+            }
+        }
+    }
+    Ok(peer)
 }
 
 /// `ICPQueryMCastAddr <group>[:port]`.
 pub fn mcast_group(value: &str) -> Result<SocketAddr, ValueError> {
-    const EXPECTED: &str =
-        "a multicast group[:port], e.g. 239.255.255.253:3130 or [ff15::1234]:3130";
-    let (host, port) = split_host_port("ICPQueryMCastAddr", value, EXPECTED)?;
+    const EXPECTED: &str = "a multicast group[:port], e.g. 239.255.255.253:3130 or [ff15::1234]:3130";
+    let (host, port) = split_host_port("ICPQueryMCastAddr", value, value, EXPECTED)?;
     let addr = resolve("ICPQueryMCastAddr", value, host, port, EXPECTED)?;
     if !addr.ip().is_multicast() {
-        return Err(refuse(
-            "ICPQueryMCastAddr",
-            value,
-            "not a multicast address",
-            EXPECTED,
-        ));
+        return Err(refuse("ICPQueryMCastAddr", value, "not a multicast address", EXPECTED));
     }
     Ok(addr)
 }
@@ -126,23 +162,17 @@ pub fn mcast_group(value: &str) -> Result<SocketAddr, ValueError> {
 /// Splits `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address.
 fn split_host_port<'a>(
     directive: &'static str,
-    value: &'a str,
+    value: &str,
+    address: &'a str,
     expected: &'static str,
 ) -> Result<(&'a str, u16), ValueError> {
-    let value_t = value.trim();
+    let value_t = address.trim();
     let bad = |problem: &str| refuse(directive, value, problem, expected);
     let (host, port) = if let Some(rest) = value_t.strip_prefix('[') {
         let (host, after) = rest.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
         match after {
             "" => (host, None),
-            _ => (
-                host,
-                Some(
-                    after
-                        .strip_prefix(':')
-                        .ok_or_else(|| bad("junk after ']'"))?,
-                ),
-            ),
+            _ => (host, Some(after.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?)),
         }
     } else if value_t.matches(':').count() > 1 {
         (value_t, None) // a bare IPv6 address: it cannot carry a port
@@ -179,24 +209,15 @@ fn resolve(
     let mut addrs = (host, port)
         .to_socket_addrs()
         .map_err(|e| {
-            refuse(
-                directive,
-                value,
-                format!("cannot resolve host \"{}\" ({e})", host.escape_debug()),
-                expected,
-            )
+            refuse(directive, value, format!("cannot resolve host \"{}\" ({e})", host.escape_debug()), expected)
         })?
         .collect::<Vec<_>>();
     // Prefer IPv4 like the original module, which only spoke IPv4.
     addrs.sort_by_key(|a| a.is_ipv6());
-    addrs.into_iter().next().ok_or_else(|| {
-        refuse(
-            directive,
-            value,
-            format!("host \"{}\" has no address", host.escape_debug()),
-            expected,
-        )
-    })
+    addrs
+        .into_iter()
+        .next()
+        .ok_or_else(|| refuse(directive, value, format!("host \"{}\" has no address", host.escape_debug()), expected))
 }
 
 #[cfg(test)]
@@ -206,9 +227,14 @@ mod tests {
 
     #[test]
     fn timeout_takes_microseconds() {
-        assert_eq!(timeout("50000"), Ok(Duration::from_micros(50_000)));
-        assert_eq!(timeout(" 1 "), Ok(Duration::from_micros(1)));
-        assert_eq!(timeout("60000000"), Ok(Duration::from_secs(60)));
+        assert_eq!(timeout("50000"), Ok(Timeout::Fixed(Duration::from_micros(50_000))));
+        assert_eq!(timeout(" 1 "), Ok(Timeout::Fixed(Duration::from_micros(1))));
+        assert_eq!(timeout("60000000"), Ok(Timeout::Fixed(Duration::from_secs(60))));
+        assert_eq!(timeout("auto"), Ok(Timeout::Auto { min: Duration::from_millis(1), max: Duration::from_secs(2) }));
+        assert_eq!(
+            timeout("Auto 500 20000"),
+            Ok(Timeout::Auto { min: Duration::from_micros(500), max: Duration::from_micros(20_000) })
+        );
     }
 
     #[test]
@@ -224,12 +250,39 @@ mod tests {
             let e = timeout(v).unwrap_err();
             assert_eq!(e.problem, problem, "{v}");
             let text = e.to_string();
-            assert!(
-                text.starts_with(&format!("ICPQueryTimeout \"{v}\"")),
-                "{text}"
-            );
+            assert!(text.starts_with(&format!("ICPQueryTimeout \"{v}\"")), "{text}");
             assert!(text.contains("microseconds"), "{text}");
         }
+    }
+
+    #[test]
+    fn auto_timeout_refusals() {
+        assert_eq!(timeout("auto 5000 1000").unwrap_err().problem, "the least wait is longer than the longest");
+        assert_eq!(timeout("auto 1").unwrap_err().problem, "wrong number of words");
+        assert_eq!(timeout("auto 0 100").unwrap_err().problem, "out of range");
+        assert!(timeout("auto x 100").unwrap_err().to_string().contains("\"auto\" optionally followed by"));
+    }
+
+    #[test]
+    fn dead_time_and_probe_interval() {
+        assert_eq!(dead_time("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(dead_time("0").unwrap_err().problem, "out of range");
+        assert!(dead_time("ten").unwrap_err().to_string().starts_with("ICPQueryDeadTime \"ten\": not a number"));
+        assert_eq!(probe_interval("0"), Ok(Duration::ZERO));
+        assert_eq!(probe_interval("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(probe_interval("-1").unwrap_err().problem, "not a number");
+    }
+
+    #[test]
+    fn peer_options() {
+        assert_eq!(peer("192.0.2.1:3130").unwrap().round, 1);
+        assert_eq!(peer("192.0.2.1:3130 round=2").unwrap().round, 2);
+        assert_eq!(peer("192.0.2.1  round=1").unwrap().round, 1);
+        let e = peer("192.0.2.1 round=3").unwrap_err();
+        assert_eq!(e.problem, "round \"3\" is not 1 or 2");
+        assert!(e.to_string().starts_with("ICPQueryPeer \"192.0.2.1 round=3\""), "{e}");
+        assert_eq!(peer("192.0.2.1 colour=blue").unwrap_err().problem, "unknown option \"colour=blue\"");
+        assert_eq!(peer("192.0.2.1 round").unwrap_err().problem, "unknown option \"round\"");
     }
 
     #[test]
@@ -239,10 +292,7 @@ mod tests {
         }
         for v in ["4", "-1", "debug", "256"] {
             let e = log_level(v).unwrap_err().to_string();
-            assert!(
-                e.starts_with(&format!("ICPQueryLogLevel \"{v}\"")) && e.contains("0 (problems)"),
-                "{e}"
-            );
+            assert!(e.starts_with(&format!("ICPQueryLogLevel \"{v}\"")) && e.contains("0 (problems)"), "{e}");
         }
     }
 
@@ -251,30 +301,18 @@ mod tests {
         assert_eq!(mcast_hops("1"), Ok(1));
         assert_eq!(mcast_hops("255"), Ok(255));
         for v in ["0", "256", "x", "-3"] {
-            assert!(
-                mcast_hops(v).unwrap_err().to_string().contains("1 to 255"),
-                "{v}"
-            );
+            assert!(mcast_hops(v).unwrap_err().to_string().contains("1 to 255"), "{v}");
         }
     }
 
     #[test]
     fn peer_forms() {
         let p = peer("192.0.2.1:3131").unwrap();
-        assert_eq!(
-            (p.host.as_str(), p.addr),
-            ("192.0.2.1", "192.0.2.1:3131".parse().unwrap())
-        );
+        assert_eq!((p.host.as_str(), p.addr), ("192.0.2.1", "192.0.2.1:3131".parse().unwrap()));
         assert_eq!(peer("192.0.2.1").unwrap().addr.port(), 3130);
-        assert_eq!(
-            peer("[::1]:4000").unwrap().addr,
-            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 4000)
-        );
+        assert_eq!(peer("[::1]:4000").unwrap().addr, SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 4000));
         assert_eq!(peer("[::1]").unwrap().addr.port(), 3130);
-        assert_eq!(
-            peer("::1").unwrap().addr,
-            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 3130)
-        );
+        assert_eq!(peer("::1").unwrap().addr, SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 3130));
         let named = peer("localhost:3130").unwrap();
         assert_eq!(named.host, "localhost");
         assert_eq!(named.addr.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
@@ -293,10 +331,7 @@ mod tests {
         ] {
             let e = peer(v).unwrap_err();
             assert_eq!(e.problem, problem, "{v}");
-            assert!(
-                e.to_string().starts_with(&format!("ICPQueryPeer \"{v}\"")),
-                "{e}"
-            );
+            assert!(e.to_string().starts_with(&format!("ICPQueryPeer \"{v}\"")), "{e}");
         }
         let e = peer("no-such-host.invalid").unwrap_err();
         assert!(e.problem.starts_with("cannot resolve host"), "{e}");
@@ -304,19 +339,11 @@ mod tests {
 
     #[test]
     fn mcast_group_must_be_multicast() {
-        assert_eq!(
-            mcast_group("238.255.255.253").unwrap(),
-            "238.255.255.253:3130".parse().unwrap()
-        );
-        assert_eq!(
-            mcast_group("[ff15::1234]:3131").unwrap(),
-            "[ff15::1234]:3131".parse().unwrap()
-        );
+        assert_eq!(mcast_group("238.255.255.253").unwrap(), "238.255.255.253:3130".parse().unwrap());
+        assert_eq!(mcast_group("[ff15::1234]:3131").unwrap(), "[ff15::1234]:3131".parse().unwrap());
         let e = mcast_group("192.0.2.1:3130").unwrap_err();
         assert_eq!(e.problem, "not a multicast address");
-        assert!(e
-            .to_string()
-            .contains("ICPQueryMCastAddr \"192.0.2.1:3130\""));
+        assert!(e.to_string().contains("ICPQueryMCastAddr \"192.0.2.1:3130\""));
     }
 
     #[test]

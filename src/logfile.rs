@@ -133,26 +133,15 @@ mod tests {
     fn escapes_everything_that_could_forge_or_garble_a_line() {
         let url = b"http://x/a b\r\n2026-01-01 [icpquery:0] forged\x00\xff\"\\";
         let shown = Escaped(url).to_string();
-        assert_eq!(
-            shown,
-            "http://x/a b\\x0d\\x0a2026-01-01 [icpquery:0] forged\\x00\\xff\\x22\\x5c"
-        );
+        assert_eq!(shown, "http://x/a b\\x0d\\x0a2026-01-01 [icpquery:0] forged\\x00\\xff\\x22\\x5c");
         assert!(shown.bytes().all(|b| (0x20..0x7f).contains(&b)));
     }
 
     #[test]
     fn line_format() {
         let t = UNIX_EPOCH + Duration::from_micros(1_795_396_657_123_456);
-        let line = format_line(
-            t,
-            42,
-            2,
-            format_args!("ICP_OP_HIT from {}", "127.0.0.2:3130"),
-        );
-        assert_eq!(
-            line,
-            "2026-11-23T01:17:37.123456Z [icpquery:2] [pid 42] ICP_OP_HIT from 127.0.0.2:3130\n"
-        );
+        let line = format_line(t, 42, 2, format_args!("ICP_OP_HIT from {}", "127.0.0.2:3130"));
+        assert_eq!(line, "2026-11-23T01:17:37.123456Z [icpquery:2] [pid 42] ICP_OP_HIT from 127.0.0.2:3130\n");
     }
 
     #[test]
@@ -167,10 +156,7 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         assert_eq!(civil_from_days(20_780), (2026, 11, 23));
-        assert_eq!(
-            Timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400)).to_string(),
-            "2000-02-29T00:00:00.000000Z"
-        );
+        assert_eq!(Timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400)).to_string(), "2000-02-29T00:00:00.000000Z");
     }
 
     #[test]
@@ -183,14 +169,9 @@ mod tests {
         log.write(level::RESULT, format_args!("result"));
         log.write(level::INFO, format_args!("info"));
         drop(log);
-        LogFile::open(&path, level::DEBUG)
-            .unwrap()
-            .write(level::DEBUG, format_args!("again"));
+        LogFile::open(&path, level::DEBUG).unwrap().write(level::DEBUG, format_args!("again"));
         let text = std::fs::read_to_string(&path).unwrap();
-        let messages: Vec<&str> = text
-            .lines()
-            .map(|l| l.rsplit("] ").next().unwrap())
-            .collect();
+        let messages: Vec<&str> = text.lines().map(|l| l.rsplit("] ").next().unwrap()).collect();
         assert_eq!(messages, ["problem", "result", "again"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -13,12 +13,7 @@ use support::TestDir;
 fn options(lines: &str) -> HttpdOptions {
     let module = module_path();
     let portal_conf = format!("LoadModule icpquery_module {}\n{lines}\n", module.display());
-    HttpdOptions {
-        net: 250,
-        mpm: Mpm::Event,
-        portal_conf,
-        module,
-    }
+    HttpdOptions { net: 250, mpm: Mpm::Event, portal_conf, module }
 }
 
 fn refused(lines: &str) -> String {
@@ -39,6 +34,8 @@ fn the_seed_configuration_passes_configtest() {
 fn every_directive_accepts_its_documented_forms() {
     let (ok, stderr) = Httpd::configtest(&options(
         "ICPQueryMapper On\nICPQueryMapper off\nICPQueryTimeout 1\nICPQueryTimeout 60000000\n\
+         ICPQueryTimeout auto\nICPQueryTimeout auto 500 20000\nICPQueryDeadTime 10\nICPQueryProbeInterval 0\n\
+         ICPQueryPeer 127.0.0.5:3130 round=2\n\
          ICPQueryLog logs/icpquery.log\nICPQueryLogLevel 0\nICPQueryLogLevel 3\n\
          ICPQueryBindAddr 127.0.0.1\nICPQueryBindAddr localhost\n\
          ICPQueryPeer 127.0.0.2\nICPQueryPeer 127.0.0.3:3131\nICPQueryPeer localhost:3130\nICPQueryPeer [::1]:3130\n\
@@ -51,10 +48,16 @@ fn every_directive_accepts_its_documented_forms() {
 #[test]
 fn wrong_values_are_refused_with_directive_value_and_expectation() {
     let cases = [
-        ("ICPQueryTimeout -5", "ICPQueryTimeout \"-5\": negative; expected a whole number of microseconds"),
-        ("ICPQueryTimeout fast", "ICPQueryTimeout \"fast\": not a number; expected a whole number of microseconds"),
-        ("ICPQueryTimeout 0", "ICPQueryTimeout \"0\": out of range; expected a whole number of microseconds from 1 to 60000000"),
-        ("ICPQueryLogLevel 4", "ICPQueryLogLevel \"4\": not a log level; expected 0 (problems), 1 (results), 2 (information) or 3 (debug)"),
+        ("ICPQueryTimeout -5", "ICPQueryTimeout \"-5\": negative; expected microseconds as a whole number"),
+        ("ICPQueryTimeout fast", "ICPQueryTimeout \"fast\": not a number; expected microseconds as a whole number"),
+        (
+            "ICPQueryTimeout 0",
+            "ICPQueryTimeout \"0\": out of range; expected microseconds as a whole number from 1 to 60000000",
+        ),
+        (
+            "ICPQueryLogLevel 4",
+            "ICPQueryLogLevel \"4\": not a log level; expected 0 (problems), 1 (results), 2 (information) or 3 (debug)",
+        ),
         ("ICPQueryLogLevel -1", "ICPQueryLogLevel \"-1\": not a log level"),
         ("ICPQueryMCastHops 0", "ICPQueryMCastHops \"0\": out of range; expected a multicast TTL from 1 to 255"),
         ("ICPQueryMCastHops 256", "ICPQueryMCastHops \"256\": out of range"),
@@ -63,21 +66,29 @@ fn wrong_values_are_refused_with_directive_value_and_expectation() {
         ("ICPQueryPeer 127.0.0.2:icp", "ICPQueryPeer \"127.0.0.2:icp\": port is not a number"),
         ("ICPQueryPeer 300.1.2.3.4:3130", "ICPQueryPeer \"300.1.2.3.4:3130\": cannot resolve host"),
         ("ICPQueryPeer 239.1.2.3", "ICPQueryPeer \"239.1.2.3\": not a unicast address"),
-        ("ICPQueryMCastAddr 127.0.0.2:3130", "ICPQueryMCastAddr \"127.0.0.2:3130\": not a multicast address; expected a multicast group"),
+        (
+            "ICPQueryMCastAddr 127.0.0.2:3130",
+            "ICPQueryMCastAddr \"127.0.0.2:3130\": not a multicast address; expected a multicast group",
+        ),
         ("ICPQueryMCastAddr 239.1.1.1:99999", "ICPQueryMCastAddr \"239.1.1.1:99999\": port out of range"),
         ("ICPQueryBindAddr no-such-host.invalid", "ICPQueryBindAddr \"no-such-host.invalid\": cannot resolve host"),
         ("ICPQueryMapper maybe", "ICPQueryMapper must be On or Off"),
+        (
+            "ICPQueryTimeout auto 5000 1000",
+            "ICPQueryTimeout \"auto 5000 1000\": the least wait is longer than the longest",
+        ),
+        (
+            "ICPQueryDeadTime 0",
+            "ICPQueryDeadTime \"0\": out of range; expected seconds as a whole number from 1 to 86400",
+        ),
+        ("ICPQueryProbeInterval soon", "ICPQueryProbeInterval \"soon\": not a number; expected seconds"),
+        ("ICPQueryPeer 127.0.0.2 round=3", "ICPQueryPeer \"127.0.0.2 round=3\": round \"3\" is not 1 or 2"),
+        ("ICPQueryPeer 127.0.0.2 weight=2", "ICPQueryPeer \"127.0.0.2 weight=2\": unknown option \"weight=2\""),
     ];
     for (line, expected) in cases {
         let stderr = refused(line);
-        assert!(
-            stderr.contains(expected),
-            "{line}: expected {expected:?} in:\n{stderr}"
-        );
-        assert!(
-            stderr.contains("Syntax error on line"),
-            "{line}: httpd should point at the line:\n{stderr}"
-        );
+        assert!(stderr.contains(expected), "{line}: expected {expected:?} in:\n{stderr}");
+        assert!(stderr.contains("Syntax error on line"), "{line}: httpd should point at the line:\n{stderr}");
     }
 }
 
@@ -87,19 +98,11 @@ fn configtest_without_rewrite(lines: &str) -> (bool, String) {
     for sub in ["logs", "run", "htdocs"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }
-    let conf = main_conf(dir.path(), &options(lines))
-        .replace("LoadModule rewrite_module", "#LoadModule rewrite_module");
+    let conf =
+        main_conf(dir.path(), &options(lines)).replace("LoadModule rewrite_module", "#LoadModule rewrite_module");
     std::fs::write(dir.join("httpd.conf"), conf).unwrap();
-    let out = Command::new(httpd_binary())
-        .arg("-t")
-        .arg("-f")
-        .arg(dir.join("httpd.conf"))
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = Command::new(httpd_binary()).arg("-t").arg("-f").arg(dir.join("httpd.conf")).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[test]
@@ -107,9 +110,7 @@ fn the_mapper_without_mod_rewrite_is_refused() {
     let (ok, stderr) = configtest_without_rewrite("ICPQueryMapper On\nICPQueryPeer 127.0.0.2");
     assert!(!ok, "{stderr}");
     assert!(
-        stderr.contains(
-            "ICPQueryMapper \"On\": mod_rewrite is not loaded; expected LoadModule rewrite_module"
-        ),
+        stderr.contains("ICPQueryMapper \"On\": mod_rewrite is not loaded; expected LoadModule rewrite_module"),
         "{stderr}"
     );
     // Off needs nothing.
@@ -121,20 +122,9 @@ fn the_mapper_without_mod_rewrite_is_refused() {
 fn the_debian_a2enmod_files_pass_configtest() {
     let module = module_path();
     let load = support::read_conf_file("icpquery.load");
-    assert!(
-        load.contains("/usr/lib/apache2/modules/mod_icpquery.so"),
-        "{load}"
-    );
-    let load = load.replace(
-        "/usr/lib/apache2/modules/mod_icpquery.so",
-        &module.display().to_string(),
-    );
+    assert!(load.contains("/usr/lib/apache2/modules/mod_icpquery.so"), "{load}");
+    let load = load.replace("/usr/lib/apache2/modules/mod_icpquery.so", &module.display().to_string());
     let portal_conf = format!("{load}\n{}", support::read_conf_file("icpquery.conf"));
-    let (ok, stderr) = Httpd::configtest(&HttpdOptions {
-        net: 252,
-        mpm: Mpm::Event,
-        portal_conf,
-        module,
-    });
+    let (ok, stderr) = Httpd::configtest(&HttpdOptions { net: 252, mpm: Mpm::Event, portal_conf, module });
     assert!(ok, "{stderr}");
 }

@@ -18,10 +18,7 @@ fn assert_every_line_is_genuine(log: &str) {
             && rest[10..].starts_with(|c: char| ('0'..='3').contains(&c))
             && rest[11..].starts_with("] [pid ");
         assert!(well_formed, "a line the module did not write: {line:?}");
-        assert!(
-            line.bytes().all(|b| (0x20..0x7f).contains(&b)),
-            "unescaped byte in {line:?}"
-        );
+        assert!(line.bytes().all(|b| (0x20..0x7f).contains(&b)), "unescaped byte in {line:?}");
     }
 }
 
@@ -48,10 +45,7 @@ fn hostile_urls_never_crash_or_forge_log_lines() {
     // Squid cannot parse such a key and answers for another URL, so it is
     // not even sent: no request waits out the timeout for it.
     assert!(log.contains("icpquerymap \"http://localhost/wsgi/a\\x0d\\x0a2026-01-01T00:00:00.000000Z [icpquery:0] [pid 1] forged\": not queried"), "{log}");
-    assert!(
-        log.contains("icpquerymap \"http://localhost/wsgi/\\xff\\xfe\\x80?q=%0a\""),
-        "{log}"
-    );
+    assert!(log.contains("icpquerymap \"http://localhost/wsgi/\\xff\\xfe\\x80?q=%0a\""), "{log}");
     assert!(log.contains("wsgi/tab\\x09and\\x1bescape\\x7f"), "{log}");
     // Every Squid answered every query, whatever the bytes.
     assert!(!log.contains("no reply from"), "{log}");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use mod_icpquery::engine::{self, Cluster, LookupError, Peer};
+use mod_icpquery::engine::{self, Cluster, LocalHealth, LookupError, Outcome, Peer, Timeout};
 use mod_icpquery::icp::{Message, Opcode};
 
 /// An ICP responder on its own thread: answers HIT for URLs `holds` accepts,
@@ -21,9 +21,7 @@ struct Responder {
 impl Responder {
     fn start(addr: &str, silent: bool, holds: fn(&[u8]) -> bool) -> Responder {
         let socket = UdpSocket::bind(addr).expect("bind responder");
-        socket
-            .set_read_timeout(Some(Duration::from_millis(20)))
-            .unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let thread = thread::spawn(move || {
@@ -39,20 +37,12 @@ impl Responder {
                 if silent || query.opcode != Opcode::Query {
                     continue;
                 }
-                let opcode = if holds(query.url()) {
-                    Opcode::Hit
-                } else {
-                    Opcode::Miss
-                };
+                let opcode = if holds(query.url()) { Opcode::Hit } else { Opcode::Miss };
                 query.reply(opcode).encode(&mut out).unwrap();
                 socket.send_to(&out, from).unwrap();
             }
         });
-        Responder {
-            addr: addr.parse().unwrap(),
-            stop,
-            thread: Some(thread),
-        }
+        Responder { addr: addr.parse().unwrap(), stop, thread: Some(thread) }
     }
 }
 
@@ -65,16 +55,15 @@ impl Drop for Responder {
 
 fn cluster(responders: &[&Responder], timeout: Duration) -> Cluster {
     Cluster {
-        peers: responders
-            .iter()
-            .map(|r| Peer {
-                host: r.addr.ip().to_string(),
-                addr: r.addr,
-            })
-            .collect(),
-        timeout,
+        peers: responders.iter().map(|r| Peer { host: r.addr.ip().to_string(), addr: r.addr, round: 1 }).collect(),
+        timeout: Timeout::Fixed(timeout),
         ..Cluster::default()
     }
+}
+
+/// One lookup with fresh (all alive) health records.
+fn run(cl: &Cluster, url: &[u8]) -> Result<Outcome, LookupError> {
+    engine::run(cl, LocalHealth::new(cl.peers.len()).view(), url)
 }
 
 /// URL ownership used by the concurrent test: the digit after "obj" says
@@ -87,28 +76,21 @@ fn owner(url: &[u8]) -> Option<u8> {
 #[test]
 fn every_peer_answers_so_the_lookup_ends_without_waiting_for_the_deadline() {
     let a = Responder::start("127.0.8.2:3130", false, |u| u.ends_with(b"/a"));
-    let b = Responder::start("127.0.8.3:3130", false, |u| {
-        u.ends_with(b"/a") || u.ends_with(b"/b")
-    });
+    let b = Responder::start("127.0.8.3:3130", false, |u| u.ends_with(b"/a") || u.ends_with(b"/b"));
     let c = Responder::start("127.0.8.4:3130", false, |_| false);
     // A deadline no test machine reaches: `complete` proves the early end.
     let cl = cluster(&[&a, &b, &c], Duration::from_secs(30));
 
-    let o = engine::run(&cl, b"http://localhost/wsgi/a").unwrap();
+    let o = run(&cl, b"http://localhost/wsgi/a").unwrap();
     assert!(o.complete, "{o:?}");
-    let mut hits: Vec<String> = o
-        .hit_list(&cl)
-        .unwrap()
-        .split_terminator(';')
-        .map(str::to_owned)
-        .collect();
+    let mut hits: Vec<String> = o.hit_list(&cl).unwrap().split_terminator(';').map(str::to_owned).collect();
     hits.sort();
     assert_eq!(hits, ["127.0.8.2", "127.0.8.3"]);
     assert_eq!(o.answered_ips(&cl).len(), 3);
 
-    let o = engine::run(&cl, b"http://localhost/wsgi/b").unwrap();
+    let o = run(&cl, b"http://localhost/wsgi/b").unwrap();
     assert_eq!(o.hit_list(&cl).as_deref(), Some("127.0.8.3;"));
-    let o = engine::run(&cl, b"http://localhost/wsgi/none").unwrap();
+    let o = run(&cl, b"http://localhost/wsgi/none").unwrap();
     assert_eq!(o.hit_list(&cl), None);
     assert!(o.complete && o.rejected.is_empty());
 }
@@ -118,15 +100,11 @@ fn a_silent_peer_is_waited_for_until_the_deadline_and_reported() {
     let a = Responder::start("127.0.8.12:3130", false, |_| true);
     let hung = Responder::start("127.0.8.13:3130", true, |_| true);
     let cl = cluster(&[&a, &hung], Duration::from_millis(30));
-    let o = engine::run(&cl, b"http://localhost/wsgi/x").unwrap();
+    let o = run(&cl, b"http://localhost/wsgi/x").unwrap();
     assert!(!o.complete);
     assert_eq!(o.silent, [1]);
     assert_eq!(o.hit_list(&cl).as_deref(), Some("127.0.8.12;"));
-    assert!(
-        o.elapsed >= cl.timeout,
-        "waited {:?}, less than the timeout",
-        o.elapsed
-    );
+    assert!(o.elapsed >= o.timeout, "waited {:?}, less than the timeout", o.elapsed);
 }
 
 #[test]
@@ -136,17 +114,14 @@ fn concurrent_lookups_only_see_their_own_replies() {
         Responder::start("127.0.8.23:3130", false, |u| owner(u) == Some(1)),
         Responder::start("127.0.8.24:3130", false, |u| owner(u) == Some(2)),
     ];
-    let cl = Arc::new(cluster(
-        &caches.iter().collect::<Vec<_>>(),
-        Duration::from_secs(5),
-    ));
+    let cl = Arc::new(cluster(&caches.iter().collect::<Vec<_>>(), Duration::from_secs(5)));
     let workers: Vec<_> = (0..32)
         .map(|t| {
             let cl = cl.clone();
             thread::spawn(move || {
                 for i in 0..50 {
                     let url = format!("http://localhost/wsgi/obj{}?client={t}&n={i}", (t + i) % 3);
-                    let o = engine::run(&cl, url.as_bytes()).unwrap();
+                    let o = run(&cl, url.as_bytes()).unwrap();
                     let expected = format!("127.0.8.{};", 22 + (t + i) % 3);
                     assert_eq!(o.hit_list(&cl), Some(expected), "{url}");
                     assert!(o.rejected.is_empty(), "{url}: {:?}", o.rejected);
@@ -164,10 +139,7 @@ fn a_url_too_long_for_icp_is_not_queried() {
     let a = Responder::start("127.0.8.32:3130", false, |_| true);
     let cl = cluster(&[&a], Duration::from_secs(1));
     let url = format!("http://localhost/{}", "x".repeat(16_384));
-    assert!(matches!(
-        engine::run(&cl, url.as_bytes()),
-        Err(LookupError::Unqueryable(_))
-    ));
+    assert!(matches!(run(&cl, url.as_bytes()), Err(LookupError::Unqueryable(_))));
 }
 
 #[test]
@@ -181,17 +153,25 @@ fn keys_no_cache_can_hold_are_not_queried() {
         b"http://localhost/a\0b",
         b"http://localhost/\x7f",
     ] {
-        assert!(
-            matches!(engine::run(&cl, key), Err(LookupError::NotAUrl)),
-            "{key:?}"
-        );
+        assert!(matches!(run(&cl, key), Err(LookupError::NotAUrl)), "{key:?}");
     }
     // Bytes above 0x7f are not the module's to judge: caches answer them.
-    assert_eq!(
-        engine::run(&cl, b"http://localhost/\xff")
-            .unwrap()
-            .hit_list(&cl)
-            .as_deref(),
-        Some("127.0.8.42;")
-    );
+    assert_eq!(run(&cl, b"http://localhost/\xff").unwrap().hit_list(&cl).as_deref(), Some("127.0.8.42;"));
+}
+
+#[test]
+fn a_closed_port_is_refused_by_icmp_at_once_and_the_others_still_answer() {
+    let a = Responder::start("127.0.8.52:3130", false, |_| true);
+    let b = Responder::start("127.0.8.54:3130", false, |_| false);
+    let closed: SocketAddr = "127.0.8.53:3130".parse().unwrap();
+    let mut cl = cluster(&[&a, &b], Duration::from_secs(30));
+    cl.peers.insert(1, Peer { host: "127.0.8.53".into(), addr: closed, round: 1 });
+    for _ in 0..200 {
+        let health = LocalHealth::new(3);
+        let o = engine::run(&cl, health.view(), b"http://localhost/wsgi/x").unwrap();
+        assert_eq!(o.refused.len(), 1, "{o:?}");
+        assert!(o.unreachable.is_empty(), "{o:?}");
+        assert_eq!(o.answered_ips(&cl).len(), 2, "{o:?}");
+        assert!(o.complete, "nothing waits for the closed port: {o:?}");
+    }
 }

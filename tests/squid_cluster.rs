@@ -36,11 +36,7 @@ fn direct_get_is_a_miss_from_the_origin_then_a_hit() {
     assert_eq!(again.status, 200, "{again:?}");
     assert_eq!(again.x_cache(), Some("HIT from squid2"));
     assert_eq!(again.body, first.body);
-    assert_eq!(
-        c.origin_for(h2).requests("/wsgi/a?x=1"),
-        1,
-        "the HIT must not reach the origin"
-    );
+    assert_eq!(c.origin_for(h2).requests("/wsgi/a?x=1"), 1, "the HIT must not reach the origin");
 
     // A different query string is a different object.
     let other = http::get(squid2.http_addr(), "/wsgi/a?x=2");
@@ -55,45 +51,20 @@ fn icp_answers_hit_only_where_the_object_is_cached() {
     let [h2, h3, h4] = c.hosts();
     let (squid2, squid3, squid4) = (c.cache_for(h2), c.cache_for(h3), c.cache_for(h4));
 
-    assert_eq!(
-        squid2.icp_query(&seed_key("/wsgi/a?x=1")),
-        Some(Opcode::Miss),
-        "nothing fetched yet"
-    );
-    assert_eq!(
-        http::get(squid2.http_addr(), "/wsgi/a?x=1").x_cache(),
-        Some("MISS from squid2")
-    );
+    assert_eq!(squid2.icp_query(&seed_key("/wsgi/a?x=1")), Some(Opcode::Miss), "nothing fetched yet");
+    assert_eq!(http::get(squid2.http_addr(), "/wsgi/a?x=1").x_cache(), Some("MISS from squid2"));
 
     // The seed's key finds the object in squid2 and nowhere else.
-    assert_eq!(
-        squid2.icp_query(&seed_key("/wsgi/a?x=1")),
-        Some(Opcode::Hit)
-    );
-    assert_eq!(
-        squid3.icp_query(&seed_key("/wsgi/a?x=1")),
-        Some(Opcode::Miss)
-    );
-    assert_eq!(
-        squid4.icp_query(&seed_key("/wsgi/a?x=1")),
-        Some(Opcode::Miss)
-    );
+    assert_eq!(squid2.icp_query(&seed_key("/wsgi/a?x=1")), Some(Opcode::Hit));
+    assert_eq!(squid3.icp_query(&seed_key("/wsgi/a?x=1")), Some(Opcode::Miss));
+    assert_eq!(squid4.icp_query(&seed_key("/wsgi/a?x=1")), Some(Opcode::Miss));
     // Never fetched anywhere.
-    assert_eq!(
-        squid2.icp_query(&seed_key("/wsgi/never?x=1")),
-        Some(Opcode::Miss)
-    );
-    assert_eq!(
-        squid2.icp_query(&seed_key("/wsgi/a?x=2")),
-        Some(Opcode::Miss)
-    );
+    assert_eq!(squid2.icp_query(&seed_key("/wsgi/never?x=1")), Some(Opcode::Miss));
+    assert_eq!(squid2.icp_query(&seed_key("/wsgi/a?x=2")), Some(Opcode::Miss));
 
     // Without a query string the key has none either (the seed appends
     // "?query" only when there is one).
-    assert_eq!(
-        http::get(squid3.http_addr(), "/wsgi/b").x_cache(),
-        Some("MISS from squid3")
-    );
+    assert_eq!(http::get(squid3.http_addr(), "/wsgi/b").x_cache(), Some("MISS from squid3"));
     assert_eq!(squid3.icp_query(&seed_key("/wsgi/b")), Some(Opcode::Hit));
     assert_eq!(squid2.icp_query(&seed_key("/wsgi/b")), Some(Opcode::Miss));
 }
@@ -106,15 +77,9 @@ fn icp_key_is_the_exact_defaultsite_url() {
     let c = Cluster::start_caches(203);
     let [h2, _, _] = c.hosts();
     let squid2 = c.cache_for(h2);
-    assert_eq!(
-        http::get(squid2.http_addr(), "/wsgi/k?x=1").x_cache(),
-        Some("MISS from squid2")
-    );
+    assert_eq!(http::get(squid2.http_addr(), "/wsgi/k?x=1").x_cache(), Some("MISS from squid2"));
 
-    assert_eq!(
-        squid2.icp_query("http://localhost/wsgi/k?x=1"),
-        Some(Opcode::Hit)
-    );
+    assert_eq!(squid2.icp_query("http://localhost/wsgi/k?x=1"), Some(Opcode::Hit));
     for other in [
         "http://localhost:80/wsgi/k?x=1",
         "http://localhost:3128/wsgi/k?x=1",
@@ -131,34 +96,18 @@ fn icp_key_is_the_exact_defaultsite_url() {
 fn a_stopped_squid_does_not_answer_icp_until_started_again() {
     let mut c = Cluster::start_caches(204);
     let [h2, h3, _] = c.hosts();
-    assert_eq!(
-        http::get(c.cache_for(h2).http_addr(), "/wsgi/s?x=1").x_cache(),
-        Some("MISS from squid2")
-    );
-    assert_eq!(
-        c.cache_for(h2).icp_query(&seed_key("/wsgi/s?x=1")),
-        Some(Opcode::Hit)
-    );
+    assert_eq!(http::get(c.cache_for(h2).http_addr(), "/wsgi/s?x=1").x_cache(), Some("MISS from squid2"));
+    assert_eq!(c.cache_for(h2).icp_query(&seed_key("/wsgi/s?x=1")), Some(Opcode::Hit));
 
     let t = Instant::now();
     c.cache_for_mut(h2).stop();
     eprintln!("squid2 stopped in {:?}", t.elapsed());
     let squid2 = c.cache_for(h2);
     assert!(!squid2.is_running());
-    assert_eq!(
-        squid2.icp_query(&seed_key("/wsgi/s?x=1")),
-        None,
-        "a stopped Squid must not answer"
-    );
-    assert!(
-        http::try_get(squid2.http_addr(), "/wsgi/s?x=1").is_err(),
-        "HTTP port must be closed"
-    );
+    assert_eq!(squid2.icp_query(&seed_key("/wsgi/s?x=1")), None, "a stopped Squid must not answer");
+    assert!(http::try_get(squid2.http_addr(), "/wsgi/s?x=1").is_err(), "HTTP port must be closed");
     // The others are unaffected.
-    assert_eq!(
-        c.cache_for(h3).icp_query(&seed_key("/wsgi/s?x=1")),
-        Some(Opcode::Miss)
-    );
+    assert_eq!(c.cache_for(h3).icp_query(&seed_key("/wsgi/s?x=1")), Some(Opcode::Miss));
 
     let t = Instant::now();
     c.cache_for_mut(h2).start_again();
@@ -166,34 +115,19 @@ fn a_stopped_squid_does_not_answer_icp_until_started_again() {
     let squid2 = c.cache_for(h2);
     assert!(squid2.is_running());
     // Answers again; the memory-only cache starts empty.
-    assert_eq!(
-        squid2.icp_query(&seed_key("/wsgi/s?x=1")),
-        Some(Opcode::Miss)
-    );
-    assert_eq!(
-        http::get(squid2.http_addr(), "/wsgi/s?x=1").x_cache(),
-        Some("MISS from squid2")
-    );
-    assert_eq!(
-        squid2.icp_query(&seed_key("/wsgi/s?x=1")),
-        Some(Opcode::Hit)
-    );
+    assert_eq!(squid2.icp_query(&seed_key("/wsgi/s?x=1")), Some(Opcode::Miss));
+    assert_eq!(http::get(squid2.http_addr(), "/wsgi/s?x=1").x_cache(), Some("MISS from squid2"));
+    assert_eq!(squid2.icp_query(&seed_key("/wsgi/s?x=1")), Some(Opcode::Hit));
 }
 
 #[test]
 fn a_killed_squid_stops_answering_at_once() {
     let mut c = Cluster::start_caches(205);
     let [_, _, h4] = c.hosts();
-    assert_eq!(
-        c.cache_for(h4).icp_query(&seed_key("/wsgi/x")),
-        Some(Opcode::Miss)
-    );
+    assert_eq!(c.cache_for(h4).icp_query(&seed_key("/wsgi/x")), Some(Opcode::Miss));
     c.cache_for_mut(h4).kill();
     assert!(!c.cache_for(h4).is_running());
     assert_eq!(c.cache_for(h4).icp_query(&seed_key("/wsgi/x")), None);
     c.cache_for_mut(h4).start_again();
-    assert_eq!(
-        c.cache_for(h4).icp_query(&seed_key("/wsgi/x")),
-        Some(Opcode::Miss)
-    );
+    assert_eq!(c.cache_for(h4).icp_query(&seed_key("/wsgi/x")), Some(Opcode::Miss));
 }

@@ -30,9 +30,7 @@ fn query_encodes_to_exact_bytes() {
     assert_eq!(out, QUERY);
 
     let mut via_message = vec![0xff; 8]; // stale contents must be discarded
-    Message::query(0x0102_0304, URL)
-        .encode(&mut via_message)
-        .unwrap();
+    Message::query(0x0102_0304, URL).encode(&mut via_message).unwrap();
     assert_eq!(via_message, QUERY);
     assert_eq!(Message::query(0x0102_0304, URL).encoded_len(), 50);
 }
@@ -43,13 +41,7 @@ fn query_bytes_decode() {
     assert_eq!(m.opcode, Opcode::Query);
     assert_eq!(m.request_number, 0x0102_0304);
     assert_eq!(m.url(), URL);
-    assert_eq!(
-        m.payload,
-        Payload::Query {
-            requester: Ipv4Addr::UNSPECIFIED,
-            url: URL
-        }
-    );
+    assert_eq!(m.payload, Payload::Query { requester: Ipv4Addr::UNSPECIFIED, url: URL });
 }
 
 #[rustfmt::skip]
@@ -131,13 +123,7 @@ fn hit_obj_decodes_with_object() {
     assert_eq!(m.request_number, 9);
     assert_eq!(m.options, 0x8000_0000);
     assert_eq!(m.sender, Ipv4Addr::LOCALHOST);
-    assert_eq!(
-        m.payload,
-        Payload::HitObj {
-            url: b"http:/",
-            object: b"he\0l\xff"
-        }
-    );
+    assert_eq!(m.payload, Payload::HitObj { url: b"http:/", object: b"he\0l\xff" });
 
     let mut out = Vec::new();
     m.encode(&mut out).unwrap();
@@ -147,16 +133,7 @@ fn hit_obj_decodes_with_object() {
 #[test]
 fn truncated_reply_is_rejected_with_its_lengths() {
     let err = Message::decode(&SQUID_HIT[..40]).unwrap_err();
-    assert_eq!(
-        err,
-        DecodeError::LengthMismatch {
-            field: 46,
-            actual: 40
-        }
-    );
+    assert_eq!(err, DecodeError::LengthMismatch { field: 46, actual: 40 });
     assert_eq!(err.reason(), "length_mismatch");
-    assert_eq!(
-        err.to_string(),
-        "ICP message of 40 bytes says its length is 46"
-    );
+    assert_eq!(err.to_string(), "ICP message of 40 bytes says its length is 46");
 }

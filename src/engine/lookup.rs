@@ -85,14 +85,27 @@ pub struct Outcome {
     /// Valid replies, in arrival order.
     pub replies: Vec<Reply>,
     pub rejected: Vec<Rejected>,
-    /// Peers (indices) that neither answered nor failed before the deadline.
+    /// Peers (indices) waited for that neither answered nor failed in time.
     pub silent: Vec<usize>,
     /// Peers (indices) the query could not be sent to, with the OS error.
     pub unreachable: Vec<(usize, std::io::ErrorKind)>,
+    /// Peers (indices) whose host answered with an ICMP error (no ICP there).
+    pub refused: Vec<(usize, std::io::ErrorKind)>,
+    /// Dead peers sent a query only so they can revive (not waited for).
+    pub probed: Vec<usize>,
+    /// Dead peers not asked at all.
+    pub skipped: Vec<usize>,
+    /// Round-2 peers were asked (no round-1 peer answered HIT).
+    pub second_round: bool,
+    /// How long this lookup was willing to wait.
+    pub timeout: Duration,
     /// Time from the first datagram sent to the end of the lookup.
     pub elapsed: Duration,
-    /// The lookup ended early because every peer had answered or failed.
+    /// The lookup ended early because every peer waited for had answered
+    /// or failed.
     pub complete: bool,
+    /// Peers (indices) whose health changed because of this lookup.
+    pub transitions: Vec<(usize, crate::engine::Transition)>,
 }
 
 impl Outcome {
@@ -122,18 +135,18 @@ impl Outcome {
 
     /// Every address that gave a valid reply of any kind.
     pub fn answered_ips(&self, cluster: &Cluster) -> Vec<IpAddr> {
-        self.replies
-            .iter()
-            .map(|r| self.responder_ip(cluster, r.responder))
-            .collect()
+        self.replies.iter().map(|r| self.responder_ip(cluster, r.responder)).collect()
     }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum PeerState {
+    NotAsked,
     Waiting,
+    /// Asked without waiting (a dead peer's revival query).
+    Probing,
     Answered,
-    Unreachable,
+    Failed,
 }
 
 /// One query round against a cluster.
@@ -142,6 +155,7 @@ pub struct Lookup<'a> {
     url: &'a [u8],
     outcome: Outcome,
     peers: Vec<PeerState>,
+    groups_asked: bool,
 }
 
 impl<'a> Lookup<'a> {
@@ -149,12 +163,30 @@ impl<'a> Lookup<'a> {
         Lookup {
             cluster,
             url,
-            outcome: Outcome {
-                request_number,
-                ..Outcome::default()
-            },
-            peers: vec![PeerState::Waiting; cluster.peers.len()],
+            outcome: Outcome { request_number, ..Outcome::default() },
+            peers: vec![PeerState::NotAsked; cluster.peers.len()],
+            groups_asked: false,
         }
+    }
+
+    /// The query went to peer `index`; `wait` says whether the lookup waits
+    /// for its answer (not for a dead peer's revival query).
+    pub fn on_sent(&mut self, index: usize, wait: bool) {
+        self.peers[index] = if wait { PeerState::Waiting } else { PeerState::Probing };
+        if !wait {
+            self.outcome.probed.push(index);
+        }
+    }
+
+    /// The query went to the multicast groups: their size is unknown, so
+    /// only the deadline can end the wait.
+    pub fn on_sent_to_groups(&mut self) {
+        self.groups_asked = true;
+    }
+
+    /// Whether any valid HIT has arrived (decides the second round).
+    pub fn has_hit(&self) -> bool {
+        self.outcome.replies.iter().any(|r| r.opcode.is_hit())
     }
 
     /// The query datagram to send to every peer and group.
@@ -165,10 +197,21 @@ impl<'a> Lookup<'a> {
     /// The query could not be sent to peer `index`: it cannot answer, so it is
     /// not waited for.
     pub fn on_send_error(&mut self, index: usize, kind: std::io::ErrorKind) {
-        if self.peers[index] == PeerState::Waiting {
-            self.peers[index] = PeerState::Unreachable;
-            self.outcome.unreachable.push((index, kind));
+        self.peers[index] = PeerState::Failed;
+        self.outcome.unreachable.push((index, kind));
+    }
+
+    /// An ICMP error says nothing listens where the query to `dest` went.
+    pub fn on_icmp_error(&mut self, dest: SocketAddr, kind: std::io::ErrorKind) {
+        let Some(i) = self.peer_at(dest) else { return };
+        if matches!(self.peers[i], PeerState::Waiting | PeerState::Probing) {
+            self.peers[i] = PeerState::Failed;
+            self.outcome.refused.push((i, kind));
         }
+    }
+
+    fn peer_at(&self, addr: SocketAddr) -> Option<usize> {
+        self.cluster.peers.iter().position(|p| p.addr.ip() == addr.ip() && p.addr.port() == addr.port())
     }
 
     /// A datagram arrived `elapsed` after the first send.
@@ -178,19 +221,9 @@ impl<'a> Lookup<'a> {
         }
     }
 
-    fn accept(
-        &mut self,
-        from: SocketAddr,
-        datagram: &[u8],
-        elapsed: Duration,
-    ) -> Result<(), Reject> {
+    fn accept(&mut self, from: SocketAddr, datagram: &[u8], elapsed: Duration) -> Result<(), Reject> {
         // The sender is checked first: bytes from strangers are not even parsed.
-        let peer = self
-            .cluster
-            .peers
-            .iter()
-            .position(|p| p.addr.ip() == from.ip() && p.addr.port() == from.port());
-        let responder = match peer {
+        let responder = match self.peer_at(from) {
             Some(i) => Responder::Peer(i),
             None if !self.cluster.groups.is_empty() => Responder::Multicast(from),
             None => return Err(Reject::UnknownSender),
@@ -206,44 +239,34 @@ impl<'a> Lookup<'a> {
             return Err(Reject::WrongUrl);
         }
         match responder {
-            Responder::Peer(i) if self.peers[i] == PeerState::Answered => {
-                return Err(Reject::Duplicate)
+            Responder::Peer(i) if self.peers[i] == PeerState::Answered => return Err(Reject::Duplicate),
+            // A peer this lookup never asked cannot know its request number.
+            Responder::Peer(i) if self.peers[i] == PeerState::NotAsked => {
+                return Err(Reject::WrongRequestNumber(message.request_number))
             }
             Responder::Peer(i) => self.peers[i] = PeerState::Answered,
             Responder::Multicast(_) => {
-                if self
-                    .outcome
-                    .replies
-                    .iter()
-                    .any(|r| r.responder == responder)
-                {
+                if self.outcome.replies.iter().any(|r| r.responder == responder) {
                     return Err(Reject::Duplicate);
                 }
             }
         }
-        self.outcome.replies.push(Reply {
-            responder,
-            opcode: message.opcode,
-            rtt: elapsed,
-        });
+        self.outcome.replies.push(Reply { responder, opcode: message.opcode, rtt: elapsed });
         Ok(())
     }
 
-    /// Nothing more can change the outcome: every peer answered or failed,
-    /// and no multicast group was asked (a group's size is unknown).
+    /// Nothing more is waited for: every peer asked and waited for has
+    /// answered or failed, and no multicast group was asked.
     pub fn is_complete(&self) -> bool {
-        self.cluster.groups.is_empty() && self.peers.iter().all(|s| *s != PeerState::Waiting)
+        !self.groups_asked && self.peers.iter().all(|s| *s != PeerState::Waiting)
     }
 
-    pub fn finish(mut self, elapsed: Duration) -> Outcome {
+    pub fn finish(mut self, timeout: Duration, elapsed: Duration) -> Outcome {
         self.outcome.complete = self.is_complete();
-        self.outcome.silent = self
-            .peers
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| **s == PeerState::Waiting)
-            .map(|(i, _)| i)
-            .collect();
+        let with = |state| self.peers.iter().enumerate().filter(move |(_, s)| **s == state).map(|(i, _)| i);
+        self.outcome.silent = with(PeerState::Waiting).collect();
+        self.outcome.skipped = with(PeerState::NotAsked).collect();
+        self.outcome.timeout = timeout;
         self.outcome.elapsed = elapsed;
         self.outcome
     }
@@ -258,32 +281,30 @@ mod tests {
     const REQNUM: u32 = 0xC0FFEE;
 
     fn cluster(groups: bool) -> Cluster {
-        let peer = |a: &str| Peer {
-            host: a.split(':').next().unwrap().into(),
-            addr: a.parse().unwrap(),
-        };
+        let peer = |a: &str| Peer { host: a.split(':').next().unwrap().into(), addr: a.parse().unwrap(), round: 1 };
         Cluster {
-            peers: vec![
-                peer("192.0.2.2:3130"),
-                peer("192.0.2.3:3130"),
-                peer("192.0.2.4:3130"),
-            ],
-            groups: if groups {
-                vec!["239.255.255.253:3130".parse().unwrap()]
-            } else {
-                vec![]
-            },
+            peers: vec![peer("192.0.2.2:3130"), peer("192.0.2.3:3130"), peer("192.0.2.4:3130")],
+            groups: if groups { vec!["239.255.255.253:3130".parse().unwrap()] } else { vec![] },
             ..Cluster::default()
         }
     }
 
     fn reply(opcode: Opcode, reqnum: u32, url: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        Message::query(reqnum, url)
-            .reply(opcode)
-            .encode(&mut out)
-            .unwrap();
+        Message::query(reqnum, url).reply(opcode).encode(&mut out).unwrap();
         out
+    }
+
+    /// A lookup whose query went to every peer (and group) and waits for all.
+    fn asked(c: &Cluster) -> Lookup<'_> {
+        let mut l = Lookup::new(c, URL, REQNUM);
+        for i in 0..c.peers.len() {
+            l.on_sent(i, true);
+        }
+        if !c.groups.is_empty() {
+            l.on_sent_to_groups();
+        }
+        l
     }
 
     fn from(a: &str) -> SocketAddr {
@@ -297,30 +318,15 @@ mod tests {
     #[test]
     fn hits_are_listed_in_arrival_order_and_every_answer_counts_as_running() {
         let c = cluster(false);
-        let mut l = Lookup::new(&c, URL, REQNUM);
-        l.on_datagram(
-            from("192.0.2.4:3130"),
-            &reply(Opcode::Hit, REQNUM, URL),
-            ms(1),
-        );
-        l.on_datagram(
-            from("192.0.2.2:3130"),
-            &reply(Opcode::Miss, REQNUM, URL),
-            ms(2),
-        );
+        let mut l = asked(&c);
+        l.on_datagram(from("192.0.2.4:3130"), &reply(Opcode::Hit, REQNUM, URL), ms(1));
+        l.on_datagram(from("192.0.2.2:3130"), &reply(Opcode::Miss, REQNUM, URL), ms(2));
         assert!(!l.is_complete());
-        l.on_datagram(
-            from("192.0.2.3:3130"),
-            &reply(Opcode::HitObj, REQNUM, URL),
-            ms(3),
-        );
+        l.on_datagram(from("192.0.2.3:3130"), &reply(Opcode::HitObj, REQNUM, URL), ms(3));
         assert!(l.is_complete(), "every peer answered");
-        let o = l.finish(ms(3));
+        let o = l.finish(ms(50), ms(3));
         assert_eq!(o.hit_list(&c).as_deref(), Some("192.0.2.4;192.0.2.3;"));
-        assert_eq!(
-            o.replies.iter().map(|r| r.rtt).collect::<Vec<_>>(),
-            [ms(1), ms(2), ms(3)]
-        );
+        assert_eq!(o.replies.iter().map(|r| r.rtt).collect::<Vec<_>>(), [ms(1), ms(2), ms(3)]);
         assert_eq!(o.answered_ips(&c).len(), 3);
         assert!(o.complete && o.silent.is_empty() && o.rejected.is_empty());
     }
@@ -328,23 +334,11 @@ mod tests {
     #[test]
     fn misses_denied_and_errors_mean_running_without_the_object() {
         let c = cluster(false);
-        let mut l = Lookup::new(&c, URL, REQNUM);
-        l.on_datagram(
-            from("192.0.2.2:3130"),
-            &reply(Opcode::MissNoFetch, REQNUM, URL),
-            ms(1),
-        );
-        l.on_datagram(
-            from("192.0.2.3:3130"),
-            &reply(Opcode::Denied, REQNUM, URL),
-            ms(1),
-        );
-        l.on_datagram(
-            from("192.0.2.4:3130"),
-            &reply(Opcode::Err, REQNUM, URL),
-            ms(1),
-        );
-        let o = l.finish(ms(1));
+        let mut l = asked(&c);
+        l.on_datagram(from("192.0.2.2:3130"), &reply(Opcode::MissNoFetch, REQNUM, URL), ms(1));
+        l.on_datagram(from("192.0.2.3:3130"), &reply(Opcode::Denied, REQNUM, URL), ms(1));
+        l.on_datagram(from("192.0.2.4:3130"), &reply(Opcode::Err, REQNUM, URL), ms(1));
+        let o = l.finish(ms(50), ms(1));
         assert_eq!(o.hit_list(&c), None);
         assert_eq!(o.answered_ips(&c).len(), 3);
     }
@@ -352,7 +346,7 @@ mod tests {
     #[test]
     fn every_rejection_is_counted_by_reason_and_changes_nothing() {
         let c = cluster(false);
-        let mut l = Lookup::new(&c, URL, REQNUM);
+        let mut l = asked(&c);
         let hit = reply(Opcode::Hit, REQNUM, URL);
         let mut query = Vec::new();
         crate::icp::encode_query(REQNUM, URL, &mut query).unwrap();
@@ -360,24 +354,12 @@ mod tests {
         l.on_datagram(from("192.0.2.2:3131"), &hit, ms(1)); // peer's host, wrong port
         l.on_datagram(from("192.0.2.2:3130"), &hit[..19], ms(1));
         l.on_datagram(from("192.0.2.2:3130"), &query, ms(1));
-        l.on_datagram(
-            from("192.0.2.2:3130"),
-            &reply(Opcode::Hit, REQNUM + 1, URL),
-            ms(1),
-        );
-        l.on_datagram(
-            from("192.0.2.2:3130"),
-            &reply(Opcode::Hit, REQNUM, b"http://localhost/other"),
-            ms(1),
-        );
+        l.on_datagram(from("192.0.2.2:3130"), &reply(Opcode::Hit, REQNUM + 1, URL), ms(1));
+        l.on_datagram(from("192.0.2.2:3130"), &reply(Opcode::Hit, REQNUM, b"http://localhost/other"), ms(1));
         assert_eq!(l.outcome.replies.len(), 0, "nothing forged got through");
-        l.on_datagram(
-            from("192.0.2.2:3130"),
-            &reply(Opcode::Miss, REQNUM, URL),
-            ms(2),
-        );
+        l.on_datagram(from("192.0.2.2:3130"), &reply(Opcode::Miss, REQNUM, URL), ms(2));
         l.on_datagram(from("192.0.2.2:3130"), &hit, ms(3)); // second answer
-        let o = l.finish(ms(3));
+        let o = l.finish(ms(50), ms(3));
         let reasons: Vec<&str> = o.rejected.iter().map(|r| r.reason.reason()).collect();
         assert_eq!(
             reasons,
@@ -391,11 +373,7 @@ mod tests {
                 "duplicate"
             ]
         );
-        assert_eq!(
-            o.hit_list(&c),
-            None,
-            "the peer said MISS first; its later HIT is a duplicate"
-        );
+        assert_eq!(o.hit_list(&c), None, "the peer said MISS first; its later HIT is a duplicate");
         assert_eq!(o.silent, [1, 2]);
         assert!(!o.complete);
     }
@@ -403,30 +381,16 @@ mod tests {
     #[test]
     fn multicast_answers_come_from_anyone_once_and_never_end_the_wait() {
         let c = cluster(true);
-        let mut l = Lookup::new(&c, URL, REQNUM);
+        let mut l = asked(&c);
         for peer in ["192.0.2.2:3130", "192.0.2.3:3130", "192.0.2.4:3130"] {
             l.on_datagram(from(peer), &reply(Opcode::Miss, REQNUM, URL), ms(1));
         }
-        l.on_datagram(
-            from("198.51.100.7:3130"),
-            &reply(Opcode::Hit, REQNUM, URL),
-            ms(2),
-        );
-        l.on_datagram(
-            from("198.51.100.7:3130"),
-            &reply(Opcode::Hit, REQNUM, URL),
-            ms(2),
-        );
-        assert!(
-            !l.is_complete(),
-            "a group's size is unknown, so the deadline decides"
-        );
-        let o = l.finish(ms(50));
+        l.on_datagram(from("198.51.100.7:3130"), &reply(Opcode::Hit, REQNUM, URL), ms(2));
+        l.on_datagram(from("198.51.100.7:3130"), &reply(Opcode::Hit, REQNUM, URL), ms(2));
+        assert!(!l.is_complete(), "a group's size is unknown, so the deadline decides");
+        let o = l.finish(ms(50), ms(50));
         assert_eq!(o.hit_list(&c).as_deref(), Some("198.51.100.7;"));
-        assert_eq!(
-            o.replies[3].responder,
-            Responder::Multicast(from("198.51.100.7:3130"))
-        );
+        assert_eq!(o.replies[3].responder, Responder::Multicast(from("198.51.100.7:3130")));
         assert_eq!(o.rejected.len(), 1);
         assert_eq!(o.rejected[0].reason, Reject::Duplicate);
     }
@@ -434,20 +398,12 @@ mod tests {
     #[test]
     fn a_peer_that_cannot_be_sent_to_is_not_waited_for() {
         let c = cluster(false);
-        let mut l = Lookup::new(&c, URL, REQNUM);
+        let mut l = asked(&c);
         l.on_send_error(1, std::io::ErrorKind::NetworkUnreachable);
-        l.on_datagram(
-            from("192.0.2.2:3130"),
-            &reply(Opcode::Miss, REQNUM, URL),
-            ms(1),
-        );
-        l.on_datagram(
-            from("192.0.2.4:3130"),
-            &reply(Opcode::Miss, REQNUM, URL),
-            ms(1),
-        );
+        l.on_datagram(from("192.0.2.2:3130"), &reply(Opcode::Miss, REQNUM, URL), ms(1));
+        l.on_datagram(from("192.0.2.4:3130"), &reply(Opcode::Miss, REQNUM, URL), ms(1));
         assert!(l.is_complete());
-        let o = l.finish(ms(1));
+        let o = l.finish(ms(50), ms(1));
         assert_eq!(o.unreachable, [(1, std::io::ErrorKind::NetworkUnreachable)]);
         assert!(o.silent.is_empty());
     }
@@ -456,31 +412,70 @@ mod tests {
     fn the_same_ip_hitting_twice_is_listed_once() {
         let mut c = cluster(false);
         c.peers[1].addr = from("192.0.2.2:3131");
-        let mut l = Lookup::new(&c, URL, REQNUM);
-        l.on_datagram(
-            from("192.0.2.2:3130"),
-            &reply(Opcode::Hit, REQNUM, URL),
-            ms(1),
-        );
-        l.on_datagram(
-            from("192.0.2.2:3131"),
-            &reply(Opcode::Hit, REQNUM, URL),
-            ms(1),
-        );
-        assert_eq!(l.finish(ms(1)).hit_list(&c).as_deref(), Some("192.0.2.2;"));
+        let mut l = asked(&c);
+        l.on_datagram(from("192.0.2.2:3130"), &reply(Opcode::Hit, REQNUM, URL), ms(1));
+        l.on_datagram(from("192.0.2.2:3131"), &reply(Opcode::Hit, REQNUM, URL), ms(1));
+        assert_eq!(l.finish(ms(50), ms(1)).hit_list(&c).as_deref(), Some("192.0.2.2;"));
     }
 
     #[test]
     fn ipv6_hits_are_bracketed_for_use_in_urls() {
         let c = Cluster {
-            peers: vec![Peer {
-                host: "::1".into(),
-                addr: from("[::1]:3130"),
-            }],
+            peers: vec![Peer { host: "::1".into(), addr: from("[::1]:3130"), round: 1 }],
             ..Cluster::default()
         };
-        let mut l = Lookup::new(&c, URL, REQNUM);
+        let mut l = asked(&c);
         l.on_datagram(from("[::1]:3130"), &reply(Opcode::Hit, REQNUM, URL), ms(1));
-        assert_eq!(l.finish(ms(1)).hit_list(&c).as_deref(), Some("[::1];"));
+        assert_eq!(l.finish(ms(50), ms(1)).hit_list(&c).as_deref(), Some("[::1];"));
+    }
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+    use crate::engine::Peer;
+
+    const URL: &[u8] = b"http://localhost/x";
+
+    fn reply(opcode: Opcode, reqnum: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        Message::query(reqnum, URL).reply(opcode).encode(&mut out).unwrap();
+        out
+    }
+
+    fn two_peers() -> Cluster {
+        let peer = |a: &str| Peer { host: a.into(), addr: format!("{a}:3130").parse().unwrap(), round: 1 };
+        Cluster { peers: vec![peer("192.0.2.2"), peer("192.0.2.3")], ..Cluster::default() }
+    }
+
+    #[test]
+    fn an_icmp_error_ends_the_wait_for_that_peer() {
+        let c = two_peers();
+        let mut l = Lookup::new(&c, URL, 7);
+        l.on_sent(0, true);
+        l.on_sent(1, true);
+        l.on_datagram("192.0.2.2:3130".parse().unwrap(), &reply(Opcode::Miss, 7), Duration::from_micros(100));
+        assert!(!l.is_complete());
+        l.on_icmp_error("192.0.2.3:3130".parse().unwrap(), std::io::ErrorKind::ConnectionRefused);
+        l.on_icmp_error("198.51.100.1:3130".parse().unwrap(), std::io::ErrorKind::ConnectionRefused);
+        assert!(l.is_complete());
+        let o = l.finish(Duration::from_millis(50), Duration::from_micros(150));
+        assert_eq!(o.refused, [(1, std::io::ErrorKind::ConnectionRefused)]);
+        assert!(o.silent.is_empty() && o.complete);
+    }
+
+    #[test]
+    fn dead_peers_are_probed_or_skipped_but_never_waited_for() {
+        let c = two_peers();
+        let mut l = Lookup::new(&c, URL, 7);
+        l.on_sent(0, false);
+        assert!(l.is_complete(), "nothing is waited for");
+        l.on_datagram("192.0.2.2:3130".parse().unwrap(), &reply(Opcode::Hit, 7), Duration::from_micros(100));
+        l.on_datagram("192.0.2.3:3130".parse().unwrap(), &reply(Opcode::Hit, 7), Duration::from_micros(100));
+        let o = l.finish(Duration::from_millis(50), Duration::from_micros(100));
+        assert_eq!(o.probed, [0]);
+        assert_eq!(o.skipped, [1]);
+        assert_eq!(o.hit_list(&c).as_deref(), Some("192.0.2.2;"), "a probed peer's answer counts");
+        assert_eq!(o.rejected.len(), 1, "a peer never asked cannot answer");
     }
 }

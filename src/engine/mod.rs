@@ -5,10 +5,12 @@
 //! with real UDP sockets and a deadline. The httpd layer and the tools only
 //! see [`Cluster`] (what was configured) and [`Outcome`] (what happened).
 
+pub mod health;
 mod lookup;
 mod sys;
 pub mod transport;
 
+pub use health::{ClusterSlot, Health, LocalHealth, PeerSlot, Transition};
 pub use lookup::{Lookup, Outcome, Reject, Rejected, Reply, Responder};
 pub use transport::{run, LookupError};
 
@@ -26,6 +28,9 @@ pub struct Peer {
     pub host: String,
     /// Where queries go, and the only address and port a reply may come from.
     pub addr: SocketAddr,
+    /// Polling round: round-2 caches (parents) are asked only when no
+    /// round-1 cache answered HIT.
+    pub round: u8,
 }
 
 impl Peer {
@@ -54,13 +59,48 @@ pub struct Cluster {
     pub bind: Option<IpAddr>,
     /// Multicast TTL (IPv4) or hop limit (IPv6).
     pub mcast_hops: u32,
-    /// Longest wait for replies, counted from the first datagram sent.
-    pub timeout: Duration,
+    /// How long to wait for replies, counted from the first datagram sent.
+    pub timeout: Timeout,
+    /// A peer silent this long while asked (or refused by ICMP) is dead: no
+    /// lookup waits for it, and it is asked once per dead time to revive.
+    pub dead_time: Duration,
+}
+
+/// `ICPQueryTimeout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timeout {
+    Fixed(Duration),
+    /// Twice the smoothed round-trip time of the slowest live peer waited
+    /// for, within `[min, max]`; `max` while a peer has no measurement yet.
+    Auto {
+        min: Duration,
+        max: Duration,
+    },
+}
+
+impl Timeout {
+    pub const DEFAULT_AUTO_MIN: Duration = Duration::from_micros(1_000);
+    pub const DEFAULT_AUTO_MAX: Duration = Duration::from_micros(2_000_000);
+
+    /// The wait for one lookup, given the RTTs of the peers it waits for.
+    pub fn for_rtts(self, rtts: impl IntoIterator<Item = Option<Duration>>) -> Duration {
+        match self {
+            Timeout::Fixed(d) => d,
+            Timeout::Auto { min, max } => {
+                let mut slowest = Duration::ZERO;
+                for rtt in rtts {
+                    slowest = slowest.max(rtt.map_or(max, |r| r * 2));
+                }
+                slowest.clamp(min, max)
+            }
+        }
+    }
 }
 
 impl Cluster {
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_micros(100_000);
+    pub const DEFAULT_TIMEOUT: Timeout = Timeout::Fixed(Duration::from_micros(100_000));
     pub const DEFAULT_MCAST_HOPS: u32 = 3;
+    pub const DEFAULT_DEAD_TIME: Duration = Duration::from_secs(10);
 
     pub fn is_empty(&self) -> bool {
         self.peers.is_empty() && self.groups.is_empty()
@@ -75,6 +115,7 @@ impl Default for Cluster {
             bind: None,
             mcast_hops: Self::DEFAULT_MCAST_HOPS,
             timeout: Self::DEFAULT_TIMEOUT,
+            dead_time: Self::DEFAULT_DEAD_TIME,
         }
     }
 }

@@ -9,21 +9,20 @@ use crate::config::{self, ValueError};
 
 /// httpd reads the table through a raw pointer in the module record; it is
 /// never written.
-pub struct Commands(pub [ffi::command_rec; 9]);
+pub struct Commands(pub [ffi::command_rec; 11]);
 // SAFETY: the table holds pointers to 'static strings and functions only.
 unsafe impl Sync for Commands {}
 
-const fn take1(
-    name: &'static CStr,
-    f: unsafe extern "C" fn(*mut ffi::cmd_parms, *mut c_void, *const c_char) -> *const c_char,
-    help: &'static CStr,
-) -> ffi::command_rec {
+type Handler = unsafe extern "C" fn(*mut ffi::cmd_parms, *mut c_void, *const c_char) -> *const c_char;
+
+/// A directive taking one word, or (`raw`) the rest of the line.
+const fn directive(name: &'static CStr, f: Handler, raw: bool, help: &'static CStr) -> ffi::command_rec {
     ffi::command_rec {
         name: name.as_ptr(),
-        func: ffi::cmd_func { take1: Some(f) },
+        func: if raw { ffi::cmd_func { raw_args: Some(f) } } else { ffi::cmd_func { take1: Some(f) } },
         cmd_data: null_mut(),
         req_override: ffi::RSRC_CONF as c_int,
-        args_how: ffi::cmd_how_TAKE1,
+        args_how: if raw { ffi::cmd_how_RAW_ARGS } else { ffi::cmd_how_TAKE1 },
         errmsg: help.as_ptr(),
     }
 }
@@ -31,49 +30,46 @@ const fn take1(
 pub static COMMANDS: Commands = Commands([
     ffi::command_rec {
         name: c"ICPQueryMapper".as_ptr(),
-        func: ffi::cmd_func {
-            flag: Some(set_mapper),
-        },
+        func: ffi::cmd_func { flag: Some(set_mapper) },
         cmd_data: null_mut(),
         req_override: ffi::RSRC_CONF as c_int,
         args_how: ffi::cmd_how_FLAG,
         errmsg: c"On or Off: answer the icpquerymap and icpqueryisrunning RewriteMaps".as_ptr(),
     },
-    take1(
+    directive(
         c"ICPQueryTimeout",
         set_timeout,
-        c"longest wait for ICP replies, in microseconds (default 100000)",
+        true,
+        c"microseconds to wait for ICP replies (default 100000), or auto [min max]",
     ),
-    take1(
-        c"ICPQueryLog",
-        set_log,
-        c"file the module logs to (relative to ServerRoot)",
+    directive(
+        c"ICPQueryDeadTime",
+        set_dead_time,
+        false,
+        c"seconds without a reply before a cache is dead (default 10)",
     ),
-    take1(
-        c"ICPQueryLogLevel",
-        set_log_level,
-        c"0 problems, 1 results, 2 information, 3 debug (default 0)",
+    directive(
+        c"ICPQueryProbeInterval",
+        set_probe_interval,
+        false,
+        c"seconds between probe queries to every cache; 0 is off (default 5)",
     ),
-    take1(
-        c"ICPQueryBindAddr",
-        set_bind_addr,
-        c"local address ICP queries are sent from",
-    ),
-    take1(
+    directive(c"ICPQueryLog", set_log, false, c"file the module logs to (relative to ServerRoot)"),
+    directive(c"ICPQueryLogLevel", set_log_level, false, c"0 problems, 1 results, 2 information, 3 debug (default 0)"),
+    directive(c"ICPQueryBindAddr", set_bind_addr, false, c"local address ICP queries are sent from"),
+    directive(
         c"ICPQueryPeer",
         add_peer,
-        c"host[:port] of a cache to query by unicast (port 3130 if omitted)",
+        true,
+        c"host[:port] [round=1|2] of a cache to query by unicast (port 3130 if omitted)",
     ),
-    take1(
+    directive(
         c"ICPQueryMCastAddr",
         add_mcast_group,
+        false,
         c"group[:port] of a multicast group to query (port 3130 if omitted)",
     ),
-    take1(
-        c"ICPQueryMCastHops",
-        set_mcast_hops,
-        c"multicast TTL, 1 to 255 (default 3)",
-    ),
+    directive(c"ICPQueryMCastHops", set_mcast_hops, false, c"multicast TTL, 1 to 255 (default 3)"),
     ffi::command_rec {
         name: null(),
         func: ffi::cmd_func { no_args: None },
@@ -92,15 +88,8 @@ unsafe fn apply(
     set: impl FnOnce(&mut ServerConfig, &str) -> Result<(), ValueError>,
 ) -> *const c_char {
     // SAFETY: httpd passes a live cmd_parms and argument string.
-    let (pool, s, value) = unsafe {
-        (
-            (*cmd).pool,
-            (*cmd).server,
-            String::from_utf8_lossy(c_bytes(arg)).into_owned(),
-        )
-    };
-    let fallback =
-        c"mod_icpquery: internal error while reading this directive (see the error log)".as_ptr();
+    let (pool, s, value) = unsafe { ((*cmd).pool, (*cmd).server, String::from_utf8_lossy(c_bytes(arg)).into_owned()) };
+    let fallback = c"mod_icpquery: internal error while reading this directive (see the error log)".as_ptr();
     guard(fallback, || {
         // SAFETY: `s` is the server being configured; its config exists.
         match set(unsafe { server::of_mut(s) }, &value) {
@@ -111,19 +100,14 @@ unsafe fn apply(
     })
 }
 
-unsafe extern "C" fn set_mapper(
-    cmd: *mut ffi::cmd_parms,
-    _: *mut c_void,
-    on: c_int,
-) -> *const c_char {
+unsafe extern "C" fn set_mapper(cmd: *mut ffi::cmd_parms, _: *mut c_void, on: c_int) -> *const c_char {
     // SAFETY: as for every directive handler.
     unsafe {
         let (pool, s) = ((*cmd).pool, (*cmd).server);
         guard(null(), || {
             // mod_rewrite registers its optional function when it is loaded,
             // and every LoadModule runs before the first ordinary directive.
-            let rewrite_loaded =
-                ffi::apr_dynamic_fn_retrieve(c"ap_register_rewrite_mapfunc".as_ptr()).is_some();
+            let rewrite_loaded = ffi::apr_dynamic_fn_retrieve(c"ap_register_rewrite_mapfunc".as_ptr()).is_some();
             if on != 0 && !rewrite_loaded {
                 return pool_str(
                     pool,
@@ -141,11 +125,7 @@ unsafe extern "C" fn set_mapper(
 /// A directive handler that parses its one argument and stores the result.
 macro_rules! value_directive {
     ($handler:ident, |$conf:ident, $value:ident| $store:expr) => {
-        unsafe extern "C" fn $handler(
-            cmd: *mut ffi::cmd_parms,
-            _: *mut c_void,
-            arg: *const c_char,
-        ) -> *const c_char {
+        unsafe extern "C" fn $handler(cmd: *mut ffi::cmd_parms, _: *mut c_void, arg: *const c_char) -> *const c_char {
             // SAFETY: httpd calls directive handlers with live arguments.
             unsafe {
                 apply(cmd, arg, |$conf: &mut ServerConfig, $value: &str| {
@@ -158,21 +138,15 @@ macro_rules! value_directive {
 }
 
 value_directive!(set_timeout, |c, v| c.timeout = Some(config::timeout(v)?));
-value_directive!(set_log_level, |c, v| c.log_level =
-    Some(config::log_level(v)?));
+value_directive!(set_dead_time, |c, v| c.dead_time = Some(config::dead_time(v)?));
+value_directive!(set_probe_interval, |c, v| c.probe_interval = Some(config::probe_interval(v)?));
+value_directive!(set_log_level, |c, v| c.log_level = Some(config::log_level(v)?));
 value_directive!(set_bind_addr, |c, v| c.bind = Some(config::bind_addr(v)?));
 value_directive!(add_peer, |c, v| c.peers.push(config::peer(v)?));
-value_directive!(add_mcast_group, |c, v| c
-    .groups
-    .push(config::mcast_group(v)?));
-value_directive!(set_mcast_hops, |c, v| c.mcast_hops =
-    Some(config::mcast_hops(v)?));
+value_directive!(add_mcast_group, |c, v| c.groups.push(config::mcast_group(v)?));
+value_directive!(set_mcast_hops, |c, v| c.mcast_hops = Some(config::mcast_hops(v)?));
 
-unsafe extern "C" fn set_log(
-    cmd: *mut ffi::cmd_parms,
-    _: *mut c_void,
-    arg: *const c_char,
-) -> *const c_char {
+unsafe extern "C" fn set_log(cmd: *mut ffi::cmd_parms, _: *mut c_void, arg: *const c_char) -> *const c_char {
     // SAFETY: as for every directive handler; ap_server_root_relative
     // returns NULL for a path it cannot make absolute.
     unsafe {

@@ -8,7 +8,7 @@ use std::ptr::addr_of;
 use super::ffi;
 use super::module::icpquery_module;
 
-pub use ffi::{APLOG_ERR as ERR, APLOG_INFO as INFO, APLOG_WARNING as WARNING};
+pub use ffi::{APLOG_ERR as ERR, APLOG_INFO as INFO, APLOG_NOTICE as NOTICE, APLOG_WARNING as WARNING};
 
 fn module_index() -> c_int {
     // SAFETY: httpd writes module_index once, while loading the module and
@@ -27,8 +27,7 @@ fn c_string(s: &str) -> CString {
 /// `r` must be a live request.
 pub unsafe fn request_enabled(r: *const ffi::request_rec, level: u32) -> bool {
     // SAFETY: `r` is live; httpd only reads it.
-    level <= ffi::APLOG_NOTICE
-        || unsafe { ffi::ap_get_request_module_loglevel(r, module_index()) } >= level as c_int
+    level <= ffi::APLOG_NOTICE || unsafe { ffi::ap_get_request_module_loglevel(r, module_index()) } >= level as c_int
 }
 
 /// Logs `message` for request `r` (the client's address is added by httpd).

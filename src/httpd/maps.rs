@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::ptr::{addr_of, null_mut};
 
 use super::{c_bytes, errorlog, ffi, guard, module::icpquery_module, pool_own, pool_str, server};
-use crate::engine::{self, Cluster, LookupError, Outcome, Responder};
+use crate::engine::{self, Cluster, LookupError, Outcome, Peer, Responder, Transition};
 use crate::logfile::{level, Escaped, LogFile};
 
 /// What this request's lookups found out, for `icpqueryisrunning`.
@@ -78,32 +78,20 @@ pub unsafe extern "C" fn icpquerymap(r: *mut ffi::request_rec, key: *mut c_char)
     guard(null_mut(), || {
         // SAFETY: mod_rewrite passes the live request and a C string key.
         unsafe {
-            let Some(settled) = server::settled((*r).server) else {
-                return null_mut();
-            };
+            let Some(settled) = server::settled((*r).server) else { return null_mut() };
             let url = c_bytes(key);
-            let events = Events {
-                r,
-                log: settled.log.as_ref(),
-            };
-            if !settled.mapper {
-                events.log(
-                    level::DEBUG,
-                    format_args!(
-                        "icpquerymap \"{}\": ICPQueryMapper is Off for this server -> NULL",
-                        Escaped(url)
-                    ),
-                );
+            let events = Events { r, log: settled.log.as_ref() };
+            let (true, Some(health)) = (settled.mapper, settled.health) else {
+                events
+                    .log(level::DEBUG, format_args!("icpquerymap \"{}\": ICPQueryMapper is Off -> NULL", Escaped(url)));
                 return null_mut();
-            }
+            };
             let state = request_state(r);
             state.queried = true;
-            let value = match engine::run(&settled.cluster, url) {
+            let value = match engine::run(&settled.cluster, health, url) {
                 Ok(outcome) => {
                     report(&events, &settled.cluster, url, &outcome);
-                    state
-                        .answered
-                        .extend(outcome.answered_ips(&settled.cluster));
+                    state.answered.extend(outcome.answered_ips(&settled.cluster));
                     outcome.hit_list(&settled.cluster)
                 }
                 Err(e) => {
@@ -111,67 +99,49 @@ pub unsafe extern "C" fn icpquerymap(r: *mut ffi::request_rec, key: *mut c_char)
                     // socket failure is the server's own problem.
                     let httpd_level = match e {
                         LookupError::NotAUrl | LookupError::Unqueryable(_) => errorlog::INFO,
-                        LookupError::Socket(_) | LookupError::Wait(_) => errorlog::ERR,
+                        _ => errorlog::ERR,
                     };
-                    events.problem(
-                        httpd_level,
-                        format_args!("icpquerymap \"{}\": {e}", Escaped(url)),
-                    );
+                    events.problem(httpd_level, format_args!("icpquerymap \"{}\": {e}", Escaped(url)));
                     None
                 }
             };
-            match &value {
-                Some(v) => events.log(
-                    level::RESULT,
-                    format_args!("icpquerymap \"{}\" -> \"{v}\"", Escaped(url)),
-                ),
-                None => events.log(
-                    level::RESULT,
-                    format_args!("icpquerymap \"{}\" -> NULL (no cache has it)", Escaped(url)),
-                ),
-            }
-            match value {
-                Some(v) => pool_str((*r).pool, &v),
-                None => null_mut(),
-            }
+            let shown = value.as_deref().map_or("NULL (no cache has it)".into(), |v| format!("\"{v}\""));
+            events.log(level::RESULT, format_args!("icpquerymap \"{}\" -> {shown}", Escaped(url)));
+            value.map_or(null_mut(), |v| pool_str((*r).pool, &v))
         }
     })
 }
 
-/// `${cacheisrunning:ADDRESS}`: the key itself when that cache answered this
-/// request's ICP query (any valid reply), else NULL.
-pub unsafe extern "C" fn icpqueryisrunning(
-    r: *mut ffi::request_rec,
-    key: *mut c_char,
-) -> *mut c_char {
+/// `${cacheisrunning:ADDRESS}`: the key itself when that cache is running,
+/// else NULL. After an `icpquerymap` in the same request, running means it
+/// answered that query; otherwise it means the shared health table does not
+/// count it dead.
+pub unsafe extern "C" fn icpqueryisrunning(r: *mut ffi::request_rec, key: *mut c_char) -> *mut c_char {
     guard(null_mut(), || {
         // SAFETY: mod_rewrite passes the live request and a C string key.
         unsafe {
-            let Some(settled) = server::settled((*r).server) else {
-                return null_mut();
-            };
-            let events = Events {
-                r,
-                log: settled.log.as_ref(),
-            };
+            let Some(settled) = server::settled((*r).server) else { return null_mut() };
+            let events = Events { r, log: settled.log.as_ref() };
             let key_bytes = c_bytes(key);
             let state = request_state(r);
-            let running = state.queried && is_running(&settled.cluster, &state.answered, key_bytes);
-            let why = if !state.queried {
-                "no icpquerymap ran in this request"
-            } else if running {
-                "answered this request's query"
+            let (running, why) = if !settled.mapper {
+                (false, "ICPQueryMapper is Off")
+            } else if state.queried {
+                match answered(&settled.cluster, &state.answered, key_bytes) {
+                    true => (true, "answered this request's query"),
+                    false => (false, "did not answer this request's query"),
+                }
             } else {
-                "did not answer this request's query"
+                let peers = matching_peers(&settled.cluster, key_bytes);
+                let health = settled.health.map(|h| h.peers).unwrap_or(&[]);
+                match peers.iter().find_map(|&i| health.get(i)) {
+                    None => (false, "not a configured cache"),
+                    Some(slot) if slot.is_dead() => (false, "dead in the shared health table"),
+                    Some(_) => (true, "alive in the shared health table"),
+                }
             };
-            events.log(
-                level::RESULT,
-                format_args!(
-                    "icpqueryisrunning \"{}\" -> {} ({why})",
-                    Escaped(key_bytes),
-                    if running { "the key" } else { "NULL" }
-                ),
-            );
+            let shown = if running { "the key" } else { "NULL" };
+            events.log(level::RESULT, format_args!("icpqueryisrunning \"{}\" -> {shown} ({why})", Escaped(key_bytes)));
             if running {
                 key
             } else {
@@ -181,42 +151,52 @@ pub unsafe extern "C" fn icpqueryisrunning(
     })
 }
 
-/// Whether `key` (an address, bracketed or not, or a peer's configured host
-/// name) names a cache that answered.
-fn is_running(cluster: &Cluster, answered: &[IpAddr], key: &[u8]) -> bool {
-    let Ok(key) = std::str::from_utf8(key) else {
-        return false;
-    };
-    let key = key.trim();
-    let bare = key
-        .strip_prefix('[')
-        .and_then(|k| k.strip_suffix(']'))
-        .unwrap_or(key);
-    if let Ok(ip) = bare.parse::<IpAddr>() {
-        return answered.contains(&ip);
-    }
-    cluster
-        .peers
-        .iter()
-        .any(|p| p.host.eq_ignore_ascii_case(key) && answered.contains(&p.addr.ip()))
+/// The peers `key` names: by address (bracketed or not) or by the host
+/// name the configuration gave.
+fn matching_peers(cluster: &Cluster, key: &[u8]) -> Vec<usize> {
+    let Some(key) = key_text(key) else { return Vec::new() };
+    let ip = key_ip(key);
+    let named = |p: &Peer| ip.map_or(p.host.eq_ignore_ascii_case(key), |ip| p.addr.ip() == ip);
+    cluster.peers.iter().enumerate().filter(|(_, p)| named(p)).map(|(i, _)| i).collect()
 }
 
-/// Logs what a lookup saw: the query (debug), each reply (information), and
-/// every problem (silence, unreachable peers, dropped datagrams).
+/// Whether `key` names a cache among the addresses that answered.
+fn answered(cluster: &Cluster, answered: &[IpAddr], key: &[u8]) -> bool {
+    match key_text(key).and_then(key_ip) {
+        Some(ip) => answered.contains(&ip),
+        None => matching_peers(cluster, key).iter().any(|&i| answered.contains(&cluster.peers[i].addr.ip())),
+    }
+}
+
+fn key_text(key: &[u8]) -> Option<&str> {
+    std::str::from_utf8(key).ok().map(str::trim)
+}
+
+fn key_ip(key: &str) -> Option<IpAddr> {
+    key.strip_prefix('[').and_then(|k| k.strip_suffix(']')).unwrap_or(key).parse().ok()
+}
+
+/// Logs what a lookup saw: the query (debug), each reply (information),
+/// every problem (silence, ICMP errors, unreachable peers, dropped
+/// datagrams) and every change of a cache's health.
 fn report(events: &Events<'_>, cluster: &Cluster, url: &[u8], outcome: &Outcome) {
     let url = Escaped(url);
     if events.enabled(level::DEBUG) {
+        let ended = if outcome.complete { ", every cache waited for answered" } else { "" };
         events.log(
             level::DEBUG,
             format_args!(
-                "query {:08x} for \"{url}\" to {} peer(s) and {} group(s), timeout {} us: {} repl(ies) in {} us{}",
+                "query {:08x} for \"{url}\" to {} peer(s) and {} group(s), {} dead peer(s) probed, {} skipped{}, \
+                 timeout {} us: {} repl(ies) in {} us{ended}",
                 outcome.request_number,
-                cluster.peers.len(),
+                cluster.peers.len() - outcome.skipped.len(),
                 cluster.groups.len(),
-                cluster.timeout.as_micros(),
+                outcome.probed.len(),
+                outcome.skipped.len(),
+                if outcome.second_round { ", second round asked" } else { "" },
+                outcome.timeout.as_micros(),
                 outcome.replies.len(),
                 outcome.elapsed.as_micros(),
-                if outcome.complete { ", all peers answered" } else { "" }
             ),
         );
     }
@@ -228,32 +208,23 @@ fn report(events: &Events<'_>, cluster: &Cluster, url: &[u8], outcome: &Outcome)
             };
             events.log(
                 level::INFO,
-                format_args!(
-                    "{} from {from} for \"{url}\" in {} us",
-                    reply.opcode,
-                    reply.rtt.as_micros()
-                ),
+                format_args!("{} from {from} for \"{url}\" in {} us", reply.opcode, reply.rtt.as_micros()),
             );
         }
     }
     for &i in &outcome.silent {
+        let (addr, waited) = (cluster.peers[i].addr, outcome.timeout.as_micros());
+        events.problem(errorlog::INFO, format_args!("no reply from {addr} within {waited} us for \"{url}\""));
+    }
+    for &(i, kind) in &outcome.refused {
         events.problem(
             errorlog::INFO,
-            format_args!(
-                "no reply from {} within {} us for \"{url}\"",
-                cluster.peers[i].addr,
-                cluster.timeout.as_micros()
-            ),
+            format_args!("{} refused the query by ICMP ({kind}): no ICP there", cluster.peers[i].addr),
         );
     }
     for &(i, kind) in &outcome.unreachable {
-        events.problem(
-            errorlog::WARNING,
-            format_args!(
-                "cannot send an ICP query to {}: {kind}",
-                cluster.peers[i].addr
-            ),
-        );
+        events
+            .problem(errorlog::WARNING, format_args!("cannot send an ICP query to {}: {kind}", cluster.peers[i].addr));
     }
     for rejected in &outcome.rejected {
         events.problem(
@@ -266,18 +237,34 @@ fn report(events: &Events<'_>, cluster: &Cluster, url: &[u8], outcome: &Outcome)
             ),
         );
     }
+    for &(i, transition) in &outcome.transitions {
+        let addr = cluster.peers[i].addr;
+        let message = match transition {
+            Transition::Revived => format!("cache {addr} is alive again"),
+            Transition::Died if outcome.refused.iter().any(|(r, _)| *r == i) => {
+                format!(
+                    "cache {addr} is dead: its host refused the query (ICMP); asking it again once per {} s",
+                    cluster.dead_time.as_secs()
+                )
+            }
+            Transition::Died => format!(
+                "cache {addr} is dead: no valid reply for {} s; asking it again once per {} s",
+                cluster.dead_time.as_secs(),
+                cluster.dead_time.as_secs()
+            ),
+        };
+        events.log(level::RESULT, format_args!("{message}"));
+        // SAFETY: `r` is the live request being mapped.
+        unsafe { errorlog::request(events.r, errorlog::NOTICE, &message) };
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Peer;
 
     fn cluster() -> Cluster {
-        let peer = |host: &str, addr: &str| Peer {
-            host: host.into(),
-            addr: addr.parse().unwrap(),
-        };
+        let peer = |host: &str, addr: &str| Peer { host: host.into(), addr: addr.parse().unwrap(), round: 1 };
         Cluster {
             peers: vec![
                 peer("cache-a", "192.0.2.1:3130"),
@@ -290,16 +277,16 @@ mod tests {
 
     #[test]
     fn running_by_address_or_configured_name() {
-        let answered: Vec<IpAddr> = vec!["192.0.2.1".parse().unwrap(), "::1".parse().unwrap()];
+        let ips: Vec<IpAddr> = vec!["192.0.2.1".parse().unwrap(), "::1".parse().unwrap()];
         let c = cluster();
-        assert!(is_running(&c, &answered, b"192.0.2.1"));
-        assert!(is_running(&c, &answered, b"cache-a"));
-        assert!(is_running(&c, &answered, b"CACHE-A"));
-        assert!(is_running(&c, &answered, b"[::1]"));
-        assert!(is_running(&c, &answered, b"::1"));
-        assert!(!is_running(&c, &answered, b"192.0.2.2"));
-        assert!(!is_running(&c, &answered, b"unknown"));
-        assert!(!is_running(&c, &answered, b""));
-        assert!(!is_running(&c, &answered, b"\xff\xfe"));
+        assert!(answered(&c, &ips, b"192.0.2.1"));
+        assert!(answered(&c, &ips, b"cache-a"));
+        assert!(answered(&c, &ips, b"CACHE-A"));
+        assert!(answered(&c, &ips, b"[::1]"));
+        assert!(answered(&c, &ips, b"::1"));
+        assert!(!answered(&c, &ips, b"192.0.2.2"));
+        assert!(!answered(&c, &ips, b"unknown"));
+        assert!(!answered(&c, &ips, b""));
+        assert!(!answered(&c, &ips, b"\xff\xfe"));
     }
 }

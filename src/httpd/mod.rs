@@ -11,6 +11,7 @@ mod ffi;
 mod maps;
 mod module;
 mod server;
+mod shared;
 
 use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -36,12 +37,7 @@ unsafe fn pool_own<T>(pool: *mut ffi::apr_pool_t, value: T) -> *mut T {
     let ptr = Box::into_raw(Box::new(value));
     // SAFETY: the pool is live; the cleanup frees `ptr` exactly once.
     unsafe {
-        ffi::apr_pool_cleanup_register(
-            pool,
-            ptr.cast(),
-            Some(drop_boxed::<T>),
-            Some(ffi::apr_pool_cleanup_null),
-        )
+        ffi::apr_pool_cleanup_register(pool, ptr.cast(), Some(drop_boxed::<T>), Some(ffi::apr_pool_cleanup_null))
     };
     ptr
 }

@@ -4,7 +4,7 @@
 use std::ffi::{c_char, c_int, c_ulong};
 use std::ptr::{null, null_mut};
 
-use super::{directives::COMMANDS, errorlog, ffi, guard, maps, server};
+use super::{directives::COMMANDS, errorlog, ffi, guard, maps, server, shared};
 
 /// The module record. httpd fills in `module_index`, `next` and
 /// `dynamic_load_handle` while loading; nothing else writes it.
@@ -39,29 +39,15 @@ unsafe extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
     guard((), || {
         // SAFETY: registering hooks is what this callback is for.
         unsafe {
-            ffi::ap_hook_pre_config(
-                Some(pre_config),
-                AFTER_REWRITE.0.as_ptr(),
-                null(),
-                ffi::APR_HOOK_MIDDLE as c_int,
-            );
-            ffi::ap_hook_post_config(
-                Some(post_config),
-                null(),
-                null(),
-                ffi::APR_HOOK_MIDDLE as c_int,
-            );
+            ffi::ap_hook_pre_config(Some(pre_config), AFTER_REWRITE.0.as_ptr(), null(), ffi::APR_HOOK_MIDDLE as c_int);
+            ffi::ap_hook_post_config(Some(post_config), null(), null(), ffi::APR_HOOK_MIDDLE as c_int);
         }
     })
 }
 
 /// Registers the map functions with mod_rewrite, before `RewriteMap` lines
 /// are read (mod_rewrite checks `int:` names as it reads them).
-unsafe extern "C" fn pre_config(
-    _: *mut ffi::apr_pool_t,
-    _: *mut ffi::apr_pool_t,
-    _: *mut ffi::apr_pool_t,
-) -> c_int {
+unsafe extern "C" fn pre_config(_: *mut ffi::apr_pool_t, _: *mut ffi::apr_pool_t, _: *mut ffi::apr_pool_t) -> c_int {
     guard(ffi::OK as c_int, || {
         // SAFETY: the optional function, when present, has exactly this type.
         unsafe {
@@ -73,15 +59,11 @@ unsafe extern "C" fn pre_config(
             };
             // C: void ap_register_rewrite_mapfunc(char *name, rewrite_mapfunc_t *func)
             type Register = unsafe extern "C" fn(*mut c_char, ffi::rewrite_mapfunc_t);
-            let register: Register =
-                std::mem::transmute::<unsafe extern "C" fn(), Register>(register);
+            let register: Register = std::mem::transmute::<unsafe extern "C" fn(), Register>(register);
             // mod_rewrite keeps the name pointer: it must outlive the pool, so
             // it is a static string.
             register(c"icpquerymap".as_ptr().cast_mut(), Some(maps::icpquerymap));
-            register(
-                c"icpqueryisrunning".as_ptr().cast_mut(),
-                Some(maps::icpqueryisrunning),
-            );
+            register(c"icpqueryisrunning".as_ptr().cast_mut(), Some(maps::icpqueryisrunning));
         }
         ffi::OK as c_int
     })
@@ -89,50 +71,48 @@ unsafe extern "C" fn pre_config(
 
 /// Settles every server's configuration: opens logs and fixes the clusters.
 unsafe extern "C" fn post_config(
-    _: *mut ffi::apr_pool_t,
+    pconf: *mut ffi::apr_pool_t,
     _: *mut ffi::apr_pool_t,
     _: *mut ffi::apr_pool_t,
     main: *mut ffi::server_rec,
 ) -> c_int {
-    // SAFETY: httpd passes the live server list.
+    // SAFETY: httpd passes the live server list; the configuration is only
+    // touched by this thread until requests start.
     guard(ffi::DECLINED as c_int, || unsafe {
         // httpd reads its configuration twice at startup; the first pass only
         // checks it, so open nothing then.
-        if ffi::ap_state_query(ffi::AP_SQ_MAIN_STATE as c_int)
-            == ffi::AP_SQ_MS_CREATE_PRE_CONFIG as c_int
-        {
+        if ffi::ap_state_query(ffi::AP_SQ_MAIN_STATE as c_int) == ffi::AP_SQ_MS_CREATE_PRE_CONFIG as c_int {
             return ffi::OK as c_int;
         }
         let mut logs = server::LogOpener::default();
-        let mut s = main;
-        while !s.is_null() {
+        for s in shared::server_list(main) {
             let conf = server::of_mut(s);
             if let Err(e) = conf.settle(&mut logs) {
-                let path = conf
-                    .log_path
-                    .as_deref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default();
-                errorlog::server(
-                    s,
-                    errorlog::ERR,
-                    e.raw_os_error().unwrap_or(0),
-                    &format!("ICPQueryLog: cannot open \"{path}\" for appending: {e}"),
-                );
-                return 500; // HTTP_INTERNAL_SERVER_ERROR: httpd stops
+                let path = conf.log_path.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
+                let message = format!("ICPQueryLog: cannot open \"{path}\" for appending: {e}");
+                errorlog::server(s, errorlog::ERR, e.raw_os_error().unwrap_or(0), &message);
+                return HTTP_INTERNAL_SERVER_ERROR; // httpd stops
             }
             let settled = conf.settled.as_ref().expect("just settled");
             if settled.mapper && settled.cluster.is_empty() {
-                errorlog::server(s, errorlog::WARNING, 0, &format!(
-                    "ICPQueryMapper is On for {} but no ICPQueryPeer or ICPQueryMCastAddr is configured: icpquerymap will always return NULL",
+                let message = format!(
+                    "ICPQueryMapper is On for {} but no ICPQueryPeer or ICPQueryMCastAddr is configured: \
+                     icpquerymap will always return NULL",
                     server_name(s)
-                ));
+                );
+                errorlog::server(s, errorlog::WARNING, 0, &message);
             }
-            s = (*s).next;
+        }
+        if let Err(message) = shared::attach_health(pconf, main) {
+            errorlog::server(main, errorlog::ERR, 0, &message);
+            return HTTP_INTERNAL_SERVER_ERROR;
         }
         ffi::OK as c_int
     })
 }
+
+/// A hook's way to stop httpd at startup.
+const HTTP_INTERNAL_SERVER_ERROR: c_int = 500;
 
 /// "name:port" or "main server", for messages about a virtual host.
 unsafe fn server_name(s: *const ffi::server_rec) -> String {

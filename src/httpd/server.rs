@@ -10,15 +10,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{ffi, guard, module::icpquery_module, pool_own};
-use crate::engine::{Cluster, Peer};
+use crate::engine::{Cluster, Health, Peer, Timeout};
 use crate::logfile::LogFile;
+
+/// `ICPQueryProbeInterval` when not set.
+pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// One server's (or virtual host's) `ICPQuery*` directives. `None` means
 /// "not set here": a virtual host then inherits the main server's value.
 #[derive(Default)]
 pub struct ServerConfig {
     pub mapper: Option<bool>,
-    pub timeout: Option<Duration>,
+    pub timeout: Option<Timeout>,
+    pub dead_time: Option<Duration>,
+    pub probe_interval: Option<Duration>,
     pub log_path: Option<PathBuf>,
     pub log_level: Option<u8>,
     pub bind: Option<IpAddr>,
@@ -35,22 +40,22 @@ pub struct Settled {
     pub mapper: bool,
     pub cluster: Cluster,
     pub log: Option<LogFile>,
+    pub probe_interval: Duration,
+    /// The shared health records of this server's peers (see health.rs).
+    pub health: Option<Health<'static>>,
 }
 
 impl ServerConfig {
     fn merged(base: &ServerConfig, add: &ServerConfig) -> ServerConfig {
         let mut peers = base.peers.clone();
-        peers.extend(
-            add.peers
-                .iter()
-                .filter(|p| !base.peers.contains(p))
-                .cloned(),
-        );
+        peers.extend(add.peers.iter().filter(|p| !base.peers.contains(p)).cloned());
         let mut groups = base.groups.clone();
         groups.extend(add.groups.iter().filter(|g| !base.groups.contains(g)));
         ServerConfig {
             mapper: add.mapper.or(base.mapper),
             timeout: add.timeout.or(base.timeout),
+            dead_time: add.dead_time.or(base.dead_time),
+            probe_interval: add.probe_interval.or(base.probe_interval),
             log_path: add.log_path.clone().or_else(|| base.log_path.clone()),
             log_level: add.log_level.or(base.log_level),
             bind: add.bind.or(base.bind),
@@ -70,18 +75,18 @@ impl ServerConfig {
             bind: self.bind,
             mcast_hops: self.mcast_hops.unwrap_or(Cluster::DEFAULT_MCAST_HOPS),
             timeout: self.timeout.unwrap_or(Cluster::DEFAULT_TIMEOUT),
+            dead_time: self.dead_time.unwrap_or(Cluster::DEFAULT_DEAD_TIME),
         };
         let log = match &self.log_path {
-            Some(path) => Some(LogFile::new(
-                open_logs.open(path)?,
-                self.log_level.unwrap_or(0),
-            )),
+            Some(path) => Some(LogFile::new(open_logs.open(path)?, self.log_level.unwrap_or(0))),
             None => None,
         };
         self.settled = Some(Settled {
             mapper: self.mapper.unwrap_or(false),
             cluster,
             log,
+            probe_interval: self.probe_interval.unwrap_or(DEFAULT_PROBE_INTERVAL),
+            health: None,
         });
         Ok(())
     }
@@ -112,8 +117,7 @@ pub unsafe fn of_mut<'a>(s: *const ffi::server_rec) -> &'a mut ServerConfig {
     // SAFETY: create/merge_server_config stored a pool-owned ServerConfig
     // for every server; it lives as long as the configuration.
     unsafe {
-        &mut *ffi::ap_get_module_config((*s).module_config, std::ptr::addr_of!(icpquery_module))
-            .cast::<ServerConfig>()
+        &mut *ffi::ap_get_module_config((*s).module_config, std::ptr::addr_of!(icpquery_module)).cast::<ServerConfig>()
     }
 }
 
@@ -125,20 +129,14 @@ pub unsafe fn settled<'a>(s: *const ffi::server_rec) -> Option<&'a Settled> {
     // SAFETY: as in of_mut; while requests run nothing writes the config.
     unsafe {
         let conf =
-            ffi::ap_get_module_config((*s).module_config, std::ptr::addr_of!(icpquery_module))
-                .cast::<ServerConfig>();
+            ffi::ap_get_module_config((*s).module_config, std::ptr::addr_of!(icpquery_module)).cast::<ServerConfig>();
         (*conf).settled.as_ref()
     }
 }
 
-pub unsafe extern "C" fn create_server_config(
-    pool: *mut ffi::apr_pool_t,
-    _s: *mut ffi::server_rec,
-) -> *mut c_void {
+pub unsafe extern "C" fn create_server_config(pool: *mut ffi::apr_pool_t, _s: *mut ffi::server_rec) -> *mut c_void {
     // SAFETY: httpd passes its configuration pool.
-    guard(std::ptr::null_mut(), || {
-        unsafe { pool_own(pool, ServerConfig::default()) }.cast()
-    })
+    guard(std::ptr::null_mut(), || unsafe { pool_own(pool, ServerConfig::default()) }.cast())
 }
 
 pub unsafe extern "C" fn merge_server_config(

@@ -11,3 +11,4 @@
 #include <apr_pools.h>
 #include <apr_strings.h>
 #include <mod_rewrite.h>
+#include <apr_shm.h>

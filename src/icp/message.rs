@@ -73,21 +73,16 @@ impl<'a> Message<'a> {
 
         let payload = match opcode {
             Opcode::Query => {
-                let (requester, rest) = body
-                    .split_first_chunk::<REQUESTER_LEN>()
-                    .ok_or(DecodeError::UrlNotTerminated)?;
+                let (requester, rest) =
+                    body.split_first_chunk::<REQUESTER_LEN>().ok_or(DecodeError::UrlNotTerminated)?;
                 let (url, after) = split_url(rest)?;
                 no_trailing(after)?;
-                Payload::Query {
-                    requester: Ipv4Addr::from(*requester),
-                    url,
-                }
+                Payload::Query { requester: Ipv4Addr::from(*requester), url }
             }
             Opcode::HitObj => {
                 let (url, after) = split_url(body)?;
-                let (size, object) = after
-                    .split_first_chunk::<OBJECT_SIZE_LEN>()
-                    .ok_or(DecodeError::ObjectLengthMismatch)?;
+                let (size, object) =
+                    after.split_first_chunk::<OBJECT_SIZE_LEN>().ok_or(DecodeError::ObjectLengthMismatch)?;
                 if usize::from(BigEndian::read_u16(size)) != object.len() {
                     return Err(DecodeError::ObjectLengthMismatch);
                 }
@@ -125,10 +120,9 @@ impl<'a> Message<'a> {
         let payload = match self.payload {
             Payload::Query { url, .. } => REQUESTER_LEN.saturating_add(url.len()).saturating_add(1),
             Payload::Url { url } => url.len().saturating_add(1),
-            Payload::HitObj { url, object } => url
-                .len()
-                .saturating_add(1 + OBJECT_SIZE_LEN)
-                .saturating_add(object.len()),
+            Payload::HitObj { url, object } => {
+                url.len().saturating_add(1 + OBJECT_SIZE_LEN).saturating_add(object.len())
+            }
         };
         HEADER_LEN.saturating_add(payload)
     }
@@ -147,9 +141,7 @@ impl<'a> Message<'a> {
         let len_field = u16::try_from(len).map_err(|_| EncodeError::TooLong { len })?;
         let object_size = match self.payload {
             // check() bounded the object by u16::MAX.
-            Payload::HitObj { object, .. } => {
-                u16::try_from(object.len()).map_err(|_| EncodeError::ObjectTooLong)?
-            }
+            Payload::HitObj { object, .. } => u16::try_from(object.len()).map_err(|_| EncodeError::ObjectTooLong)?,
             _ => 0,
         };
 
@@ -223,10 +215,7 @@ impl<'a> Message<'a> {
             options: 0,
             option_data: 0,
             sender: Ipv4Addr::UNSPECIFIED,
-            payload: Payload::Query {
-                requester: Ipv4Addr::UNSPECIFIED,
-                url,
-            },
+            payload: Payload::Query { requester: Ipv4Addr::UNSPECIFIED, url },
         }
     }
 
@@ -238,10 +227,7 @@ impl<'a> Message<'a> {
     pub fn reply(&self, opcode: Opcode) -> Message<'a> {
         let url = self.url();
         let payload = match opcode {
-            Opcode::Query => Payload::Query {
-                requester: Ipv4Addr::UNSPECIFIED,
-                url,
-            },
+            Opcode::Query => Payload::Query { requester: Ipv4Addr::UNSPECIFIED, url },
             Opcode::HitObj => Payload::HitObj { url, object: &[] },
             _ => Payload::Url { url },
         };

@@ -58,15 +58,7 @@ impl Opcode {
     /// excluded: they answer probes of the source/destination, not queries.
     #[must_use]
     pub fn is_reply(self) -> bool {
-        matches!(
-            self,
-            Opcode::Hit
-                | Opcode::Miss
-                | Opcode::Err
-                | Opcode::MissNoFetch
-                | Opcode::Denied
-                | Opcode::HitObj
-        )
+        matches!(self, Opcode::Hit | Opcode::Miss | Opcode::Err | Opcode::MissNoFetch | Opcode::Denied | Opcode::HitObj)
     }
 
     /// Whether the replying cache holds the object.

@@ -68,17 +68,7 @@ fn opcode_names_and_classes() {
     assert_eq!(names.len(), ALL_OPCODES.len());
 
     let replies: Vec<_> = ALL_OPCODES.into_iter().filter(|op| op.is_reply()).collect();
-    assert_eq!(
-        replies,
-        [
-            Opcode::Hit,
-            Opcode::Miss,
-            Opcode::Err,
-            Opcode::MissNoFetch,
-            Opcode::Denied,
-            Opcode::HitObj
-        ]
-    );
+    assert_eq!(replies, [Opcode::Hit, Opcode::Miss, Opcode::Err, Opcode::MissNoFetch, Opcode::Denied, Opcode::HitObj]);
     let hits: Vec<_> = ALL_OPCODES.into_iter().filter(|op| op.is_hit()).collect();
     assert_eq!(hits, [Opcode::Hit, Opcode::HitObj]);
 }
@@ -106,10 +96,7 @@ fn every_opcode_round_trips() {
 #[test]
 fn query_with_requester_round_trips() {
     let mut m = Message::query(1, URL);
-    m.payload = Payload::Query {
-        requester: Ipv4Addr::new(198, 51, 100, 7),
-        url: URL,
-    };
+    m.payload = Payload::Query { requester: Ipv4Addr::new(198, 51, 100, 7), url: URL };
     assert_round_trip(&m);
     assert_eq!(encoded(&m)[20..24], [198, 51, 100, 7]);
 }
@@ -117,10 +104,7 @@ fn query_with_requester_round_trips() {
 #[test]
 fn hit_obj_with_object_round_trips() {
     let object = b"HTTP/1.1 200 OK\r\n\r\n\0binary\xff";
-    let m = Message {
-        payload: Payload::HitObj { url: URL, object },
-        ..Message::query(9, URL).reply(Opcode::HitObj)
-    };
+    let m = Message { payload: Payload::HitObj { url: URL, object }, ..Message::query(9, URL).reply(Opcode::HitObj) };
     assert_round_trip(&m);
     let empty = Message::query(9, URL).reply(Opcode::HitObj);
     assert_round_trip(&empty);
@@ -160,22 +144,12 @@ fn one_byte_over_maximum_fails_both_ways() {
     let url = vec![b'a'; MAX_MESSAGE_LEN - HEADER_LEN];
     let m = Message::query(1, &url).reply(Opcode::Miss);
     let mut out = vec![1, 2, 3];
-    assert_eq!(
-        m.encode(&mut out),
-        Err(EncodeError::TooLong {
-            len: MAX_MESSAGE_LEN + 1
-        })
-    );
+    assert_eq!(m.encode(&mut out), Err(EncodeError::TooLong { len: MAX_MESSAGE_LEN + 1 }));
     assert!(out.is_empty(), "a failed encode leaves no stale bytes");
 
     let mut d = url_datagram(Opcode::Miss as u8, &url);
     d[2..4].copy_from_slice(&(MAX_MESSAGE_LEN as u16 + 1).to_be_bytes());
-    assert_eq!(
-        Message::decode(&d),
-        Err(DecodeError::TooLong {
-            len: MAX_MESSAGE_LEN + 1
-        })
-    );
+    assert_eq!(Message::decode(&d), Err(DecodeError::TooLong { len: MAX_MESSAGE_LEN + 1 }));
 }
 
 #[test]
@@ -183,26 +157,17 @@ fn decode_errors_from_crafted_datagrams() {
     let good = url_datagram(Opcode::Hit as u8, URL);
     assert!(Message::decode(&good).is_ok());
 
-    assert_eq!(
-        Message::decode(&good[..19]),
-        Err(DecodeError::TooShort { len: 19 })
-    );
+    assert_eq!(Message::decode(&good[..19]), Err(DecodeError::TooShort { len: 19 }));
     assert_eq!(Message::decode(&[]), Err(DecodeError::TooShort { len: 0 }));
 
     let huge = vec![0u8; 70_000];
-    assert_eq!(
-        Message::decode(&huge),
-        Err(DecodeError::TooLong { len: 70_000 })
-    );
+    assert_eq!(Message::decode(&huge), Err(DecodeError::TooLong { len: 70_000 }));
 
     let mut d = good.clone();
     d.push(0);
     assert_eq!(
         Message::decode(&d),
-        Err(DecodeError::LengthMismatch {
-            field: good.len() as u16,
-            actual: good.len() + 1
-        })
+        Err(DecodeError::LengthMismatch { field: good.len() as u16, actual: good.len() + 1 })
     );
 
     let mut d = good.clone();
@@ -242,10 +207,7 @@ fn decode_errors_from_crafted_datagrams() {
 #[test]
 fn hit_obj_object_length_must_match() {
     let m = Message {
-        payload: Payload::HitObj {
-            url: URL,
-            object: b"abc",
-        },
+        payload: Payload::HitObj { url: URL, object: b"abc" },
         ..Message::query(1, URL).reply(Opcode::HitObj)
     };
     let good = encoded(&m);
@@ -275,10 +237,7 @@ fn check_order_reports_the_earliest_problem() {
     let mut d = url_datagram(99, URL);
     d[1] = 1;
     d.push(b'x');
-    assert_eq!(
-        Message::decode(&d).map_err(|e| e.reason()),
-        Err("length_mismatch")
-    );
+    assert_eq!(Message::decode(&d).map_err(|e| e.reason()), Err("length_mismatch"));
     fix_length(&mut d);
     assert_eq!(Message::decode(&d), Err(DecodeError::BadVersion(1)));
     d[1] = VERSION;
@@ -288,60 +247,29 @@ fn check_order_reports_the_earliest_problem() {
 #[test]
 fn encode_errors() {
     let mut out = Vec::new();
-    assert_eq!(
-        Message::query(1, b"http://a/\0b").encode(&mut out),
-        Err(EncodeError::UrlContainsNul)
-    );
-    assert_eq!(
-        encode_query(1, b"\0", &mut out),
-        Err(EncodeError::UrlContainsNul)
-    );
+    assert_eq!(Message::query(1, b"http://a/\0b").encode(&mut out), Err(EncodeError::UrlContainsNul));
+    assert_eq!(encode_query(1, b"\0", &mut out), Err(EncodeError::UrlContainsNul));
 
     let big = vec![0u8; usize::from(u16::MAX) + 1];
-    let m = Message {
-        payload: Payload::HitObj {
-            url: URL,
-            object: &big,
-        },
-        ..Message::query(1, URL).reply(Opcode::HitObj)
-    };
+    let m =
+        Message { payload: Payload::HitObj { url: URL, object: &big }, ..Message::query(1, URL).reply(Opcode::HitObj) };
     assert_eq!(m.encode(&mut out), Err(EncodeError::ObjectTooLong));
 
     let fits_u16_not_icp = vec![0u8; usize::from(u16::MAX)];
-    let m = Message {
-        payload: Payload::HitObj {
-            url: URL,
-            object: &fits_u16_not_icp,
-        },
-        ..m
-    };
+    let m = Message { payload: Payload::HitObj { url: URL, object: &fits_u16_not_icp }, ..m };
     assert_eq!(
         m.encode(&mut out),
-        Err(EncodeError::TooLong {
-            len: HEADER_LEN + URL.len() + 1 + 2 + usize::from(u16::MAX)
-        })
+        Err(EncodeError::TooLong { len: HEADER_LEN + URL.len() + 1 + 2 + usize::from(u16::MAX) })
     );
 
     let mut m = Message::query(1, URL).reply(Opcode::Hit);
-    m.payload = Payload::Query {
-        requester: Ipv4Addr::UNSPECIFIED,
-        url: URL,
-    };
-    assert_eq!(
-        m.encode(&mut out),
-        Err(EncodeError::PayloadMismatch(Opcode::Hit))
-    );
+    m.payload = Payload::Query { requester: Ipv4Addr::UNSPECIFIED, url: URL };
+    assert_eq!(m.encode(&mut out), Err(EncodeError::PayloadMismatch(Opcode::Hit)));
     let mut q = Message::query(1, URL);
     q.payload = Payload::Url { url: URL };
-    assert_eq!(
-        q.encode(&mut out),
-        Err(EncodeError::PayloadMismatch(Opcode::Query))
-    );
+    assert_eq!(q.encode(&mut out), Err(EncodeError::PayloadMismatch(Opcode::Query)));
     q.opcode = Opcode::HitObj;
-    assert_eq!(
-        q.encode(&mut out),
-        Err(EncodeError::PayloadMismatch(Opcode::HitObj))
-    );
+    assert_eq!(q.encode(&mut out), Err(EncodeError::PayloadMismatch(Opcode::HitObj)));
 }
 
 #[test]
@@ -349,10 +277,7 @@ fn reasons_are_distinct_and_messages_readable() {
     let all = [
         DecodeError::TooShort { len: 3 },
         DecodeError::TooLong { len: 20000 },
-        DecodeError::LengthMismatch {
-            field: 30,
-            actual: 25,
-        },
+        DecodeError::LengthMismatch { field: 30, actual: 25 },
         DecodeError::BadVersion(3),
         DecodeError::UnknownOpcode(7),
         DecodeError::UrlNotTerminated,
@@ -361,34 +286,17 @@ fn reasons_are_distinct_and_messages_readable() {
     ];
     let reasons: HashSet<_> = all.iter().map(|e| e.reason()).collect();
     assert_eq!(reasons.len(), all.len());
-    assert!(reasons
-        .iter()
-        .all(|r| r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
+    assert!(reasons.iter().all(|r| r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
 
-    assert_eq!(
-        all[2].to_string(),
-        "ICP message of 25 bytes says its length is 30"
-    );
-    assert_eq!(
-        all[0].to_string(),
-        "ICP message of 3 bytes is shorter than the 20-byte header"
-    );
-    assert_eq!(
-        all[1].to_string(),
-        "ICP message of 20000 bytes exceeds the 16384-byte maximum"
-    );
+    assert_eq!(all[2].to_string(), "ICP message of 25 bytes says its length is 30");
+    assert_eq!(all[0].to_string(), "ICP message of 3 bytes is shorter than the 20-byte header");
+    assert_eq!(all[1].to_string(), "ICP message of 20000 bytes exceeds the 16384-byte maximum");
     assert_eq!(
         EncodeError::TooLong { len: 16385 }.to_string(),
         "ICP message would be 16385 bytes, over the 16384-byte maximum"
     );
-    assert_eq!(
-        EncodeError::ObjectTooLong.to_string(),
-        "ICP_OP_HIT_OBJ object is longer than 65535 bytes"
-    );
-    assert_eq!(
-        EncodeError::PayloadMismatch(Opcode::Hit).to_string(),
-        "ICP_OP_HIT cannot carry this payload"
-    );
+    assert_eq!(EncodeError::ObjectTooLong.to_string(), "ICP_OP_HIT_OBJ object is longer than 65535 bytes");
+    assert_eq!(EncodeError::PayloadMismatch(Opcode::Hit).to_string(), "ICP_OP_HIT cannot carry this payload");
 }
 
 /// Every truncation and every single-byte corruption of valid messages must
@@ -427,9 +335,7 @@ fn mutations_never_panic() {
         state ^= state >> 7;
         state ^= state << 17;
         let len = HEADER_LEN + (state % 40) as usize;
-        let mut d: Vec<u8> = (0..len)
-            .map(|i| (state >> ((i % 8) * 8)) as u8 % 4)
-            .collect();
+        let mut d: Vec<u8> = (0..len).map(|i| (state >> ((i % 8) * 8)) as u8 % 4).collect();
         d[0] = [1, 2, 3, 23][(state >> 60) as usize % 4];
         d[1] = VERSION;
         fix_length(&mut d);

@@ -18,18 +18,12 @@ pub struct Response {
 impl Response {
     /// The first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// Every header called `name`, in order.
     pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// Squid's verdict, e.g. `Some("HIT from squid3")`.
@@ -44,9 +38,7 @@ impl Response {
 
     /// The cache named in X-Cache ("squid3"), if any.
     pub fn cache_name(&self) -> Option<&str> {
-        self.x_cache()
-            .and_then(|v| v.split(" from ").nth(1))
-            .map(str::trim)
+        self.x_cache().and_then(|v| v.split(" from ").nth(1)).map(str::trim)
     }
 
     pub fn is_hit(&self) -> bool {
@@ -70,8 +62,7 @@ impl Response {
 
 /// GET `path_and_query` from `addr`; panics with the reason on failure.
 pub fn get(addr: SocketAddr, path_and_query: &str) -> Response {
-    try_get(addr, path_and_query)
-        .unwrap_or_else(|e| panic!("GET http://{addr}{path_and_query} failed: {e}"))
+    try_get(addr, path_and_query).unwrap_or_else(|e| panic!("GET http://{addr}{path_and_query} failed: {e}"))
 }
 
 pub fn try_get(addr: SocketAddr, path_and_query: &str) -> std::io::Result<Response> {
@@ -143,53 +134,32 @@ fn parse_response(raw: &[u8], head_only: bool) -> std::io::Result<Response> {
         .and_then(|s| s.parse().ok())
         .filter(|_| status_line.starts_with("HTTP/1."))
         .ok_or_else(|| err(format!("bad status line {status_line:?}")))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_string(), v.trim().to_string())).collect();
+    let find = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
     let body = if head_only || status == 204 || status == 304 || (100..200).contains(&status) {
         Vec::new()
-    } else if find("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
-    {
+    } else if find("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
         dechunk(rest)?
     } else if let Some(len) = find("content-length") {
-        let len: usize = len
-            .parse()
-            .map_err(|_| err(format!("bad Content-Length {len:?}")))?;
+        let len: usize = len.parse().map_err(|_| err(format!("bad Content-Length {len:?}")))?;
         if rest.len() < len {
-            return Err(err(format!(
-                "body truncated: {} of {len} bytes",
-                rest.len()
-            )));
+            return Err(err(format!("body truncated: {} of {len} bytes", rest.len())));
         }
         rest[..len].to_vec()
     } else {
         rest.to_vec()
     };
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
+    Ok(Response { status, headers, body })
 }
 
 fn dechunk(mut data: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     loop {
-        let eol = data
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or_else(|| err("truncated chunk size".into()))?;
+        let eol = data.windows(2).position(|w| w == b"\r\n").ok_or_else(|| err("truncated chunk size".into()))?;
         let size_text = String::from_utf8_lossy(&data[..eol]);
         let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| err(format!("bad chunk size {size_text:?}")))?;
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| err(format!("bad chunk size {size_text:?}")))?;
         data = &data[eol + 2..];
         if size == 0 {
             return Ok(out);

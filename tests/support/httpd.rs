@@ -12,10 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::http::{self, Response};
-use super::{
-    give_to, is_root, poll_until, portal_ip, read_conf_file, read_lossy, set_mode, tail,
-    tcp_accepts,
-};
+use super::{give_to, is_root, poll_until, portal_ip, read_conf_file, read_lossy, set_mode, tail, tcp_accepts};
 use super::{host_ips, Proc, TestDir, PORTAL_PORT};
 
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -72,12 +69,7 @@ impl HttpdOptions {
     pub fn seed(dir: &Path, net: u8, mpm: Mpm) -> HttpdOptions {
         let module = module_path();
         let portal_conf = seed_portal_conf(net, &module, &log_dir_for(dir), &proxies_path_for(dir));
-        HttpdOptions {
-            net,
-            mpm,
-            portal_conf,
-            module,
-        }
+        HttpdOptions { net, mpm, portal_conf, module }
     }
 
     /// `LoadModule icpquery_module <module>`, for hand-written portal configs.
@@ -101,40 +93,20 @@ pub fn proxies_path_for(dir: &Path) -> PathBuf {
 ///   192.168.0.1 / .2 / .3        -> 127.0.<net>.2 / .3 / .4
 ///   /var/log/httpd/              -> `log_dir`/
 ///   /etc/httpd/proxies.txt       -> `proxies_path`
-pub fn seed_portal_conf(
-    net: u8,
-    module_path: &Path,
-    log_dir: &Path,
-    proxies_path: &Path,
-) -> String {
+pub fn seed_portal_conf(net: u8, module_path: &Path, log_dir: &Path, proxies_path: &Path) -> String {
     let conf = read_conf_file("httpd-portal.conf");
-    for needle in [
-        "modules/mod_icpquery.so",
-        "192.168.0.1",
-        "/var/log/httpd/",
-        "/etc/httpd/proxies.txt",
-    ] {
-        assert!(
-            conf.contains(needle),
-            "conf/httpd-portal.conf no longer contains {needle:?}"
-        );
+    for needle in ["modules/mod_icpquery.so", "192.168.0.1", "/var/log/httpd/", "/etc/httpd/proxies.txt"] {
+        assert!(conf.contains(needle), "conf/httpd-portal.conf no longer contains {needle:?}");
     }
     let conf = substitute_hosts(&conf, net)
-        .replace(
-            "modules/mod_icpquery.so",
-            &module_path.display().to_string(),
-        )
+        .replace("modules/mod_icpquery.so", &module_path.display().to_string())
         .replace("/var/log/httpd/", &format!("{}/", log_dir.display()))
-        .replace(
-            "/etc/httpd/proxies.txt",
-            &proxies_path.display().to_string(),
-        );
+        .replace("/etc/httpd/proxies.txt", &proxies_path.display().to_string());
     let proxies = substitute_hosts(&read_conf_file("proxies.txt"), net);
     if let Some(parent) = proxies_path.parent() {
         std::fs::create_dir_all(parent).expect("create dir for proxies.txt");
     }
-    std::fs::write(proxies_path, proxies)
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", proxies_path.display()));
+    std::fs::write(proxies_path, proxies).unwrap_or_else(|e| panic!("cannot write {}: {e}", proxies_path.display()));
     conf
 }
 
@@ -156,18 +128,14 @@ fn apxs_query(var: &str) -> Option<String> {
 /// The httpd binary: `apxs -q SBINDIR`/`PROGNAME`, else /usr/sbin/apache2.
 pub fn httpd_binary() -> PathBuf {
     match (apxs_query("SBINDIR"), apxs_query("PROGNAME")) {
-        (Some(dir), Some(prog)) if Path::new(&dir).join(&prog).exists() => {
-            Path::new(&dir).join(prog)
-        }
+        (Some(dir), Some(prog)) if Path::new(&dir).join(&prog).exists() => Path::new(&dir).join(prog),
         _ => PathBuf::from("/usr/sbin/apache2"),
     }
 }
 
 /// Where the system's modules are: `apxs -q LIBEXECDIR`, else Debian's path.
 pub fn modules_dir() -> PathBuf {
-    apxs_query("LIBEXECDIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/lib/apache2/modules"))
+    apxs_query("LIBEXECDIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/lib/apache2/modules"))
 }
 
 /// The module under test: `$MOD_ICPQUERY_SO` if set, else the newest of
@@ -189,16 +157,42 @@ pub fn module_path() -> PathBuf {
             candidates.push(target.join("release").join("libmod_icpquery.so"));
         }
     }
-    candidates
-        .push(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/libmod_icpquery.so"));
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/libmod_icpquery.so"));
     let newest = candidates
         .iter()
         .filter_map(|c| Some((std::fs::metadata(c).ok()?.modified().ok()?, c)))
         .max_by_key(|(mtime, _)| *mtime);
     match newest {
-        Some((_, c)) => c.canonicalize().unwrap_or_else(|_| c.clone()),
+        Some((built, c)) => {
+            // `cargo test` rebuilds only the rlib: testing a stale module
+            // would test old code.
+            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+            if let Some(newer) = newest_file(&src).filter(|(changed, _)| *changed > built) {
+                panic!("{} is older than {}: run cargo build --release", c.display(), newer.1.display());
+            }
+            c.canonicalize().unwrap_or_else(|_| c.clone())
+        }
         None => panic!("build the module first: cargo build --release (looked for {candidates:?})"),
     }
+}
+
+/// The most recently modified file under `dir`.
+fn newest_file(dir: &Path) -> Option<(std::time::SystemTime, PathBuf)> {
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let candidate = if path.is_dir() {
+            newest_file(&path)
+        } else {
+            entry.metadata().ok().and_then(|m| m.modified().ok()).map(|t| (t, path))
+        };
+        if let Some(c) = candidate {
+            if newest.as_ref().map_or(true, |n| c.0 > n.0) {
+                newest = Some(c);
+            }
+        }
+    }
+    newest
 }
 
 /// The generated main configuration (everything but the portal part).
@@ -208,11 +202,7 @@ pub fn main_conf(dir: &Path, opts: &HttpdOptions) -> String {
     let m = m.display();
     let ip = portal_ip(opts.net);
     let mpm = opts.mpm.name();
-    let user = if is_root() {
-        format!("User {HTTPD_USER}\nGroup {HTTPD_USER}\n")
-    } else {
-        String::new()
-    };
+    let user = if is_root() { format!("User {HTTPD_USER}\nGroup {HTTPD_USER}\n") } else { String::new() };
     format!(
         r#"# generated by tests/support/httpd.rs
 ServerRoot "{d}"
@@ -264,20 +254,14 @@ DirectoryIndex index.html
 fn prepare(dir: &Path, opts: &HttpdOptions) -> PathBuf {
     for sub in ["htdocs", "logs", "run"] {
         let p = dir.join(sub);
-        std::fs::create_dir_all(&p)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", p.display()));
+        std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("cannot create {}: {e}", p.display()));
         set_mode(&p, 0o755);
     }
     // The children (www-data) may open logs themselves (e.g. icpquery.log).
     give_to(&dir.join("logs"), HTTPD_USER);
-    std::fs::write(
-        dir.join("htdocs/index.html"),
-        "<html><body>portal</body></html>\n",
-    )
-    .expect("write index.html");
+    std::fs::write(dir.join("htdocs/index.html"), "<html><body>portal</body></html>\n").expect("write index.html");
     let conf = dir.join("httpd.conf");
-    std::fs::write(&conf, main_conf(dir, opts))
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
+    std::fs::write(&conf, main_conf(dir, opts)).unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
     conf
 }
 
@@ -299,13 +283,7 @@ impl Httpd {
             opts.module.display()
         );
         let conf = prepare(dir, &opts);
-        let mut h = Httpd {
-            dir: dir.to_path_buf(),
-            opts,
-            conf,
-            proc: None,
-            starts: 0,
-        };
+        let mut h = Httpd { dir: dir.to_path_buf(), opts, conf, proc: None, starts: 0 };
         h.spawn_and_wait();
         h
     }
@@ -321,10 +299,7 @@ impl Httpd {
             .arg(&conf)
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", httpd_binary().display()));
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
     fn spawn_and_wait(&mut self) {
@@ -371,9 +346,7 @@ impl Httpd {
     }
 
     fn resumed_count(&self) -> usize {
-        self.error_log()
-            .matches("resuming normal operations")
-            .count()
+        self.error_log().matches("resuming normal operations").count()
     }
 
     /// Graceful restart (SIGUSR1): mod_so unloads and reloads the module.
@@ -389,10 +362,7 @@ impl Httpd {
 
     fn signal_restart(&mut self, sig: libc::c_int, what: &str) {
         let before = self.resumed_count();
-        self.proc
-            .as_ref()
-            .expect("httpd is not running")
-            .signal(sig);
+        self.proc.as_ref().expect("httpd is not running").signal(sig);
         self.wait_ready(before, what);
     }
 

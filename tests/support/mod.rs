@@ -53,9 +53,7 @@ pub fn host_ips(net: u8) -> [Ipv4Addr; 3] {
 
 /// A file in the crate's `conf/` directory.
 pub fn conf_file(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("conf")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("conf").join(name)
 }
 
 pub fn read_conf_file(name: &str) -> String {
@@ -77,11 +75,9 @@ pub struct TestDir {
 impl TestDir {
     pub fn new(label: &str) -> TestDir {
         let n = DIR_COUNTER.fetch_add(1, Ordering::SeqCst);
-        let path =
-            std::env::temp_dir().join(format!("mod_icpquery-{label}-{}-{n}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("mod_icpquery-{label}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
         set_mode(&path, 0o755);
         eprintln!("test dir: {}", path.display());
         TestDir { path }
@@ -142,9 +138,7 @@ pub fn give_to(path: &Path, user: &str) {
 
 /// The file's contents, or "" when it does not exist (yet).
 pub fn read_lossy(path: &Path) -> String {
-    std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
+    std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
 }
 
 /// The last `n` lines of a file, for failure messages.
@@ -204,20 +198,14 @@ extern "C" fn on_fatal_signal(sig: libc::c_int) {
 fn install_signal_handler() {
     INSTALL_HANDLER.call_once(|| unsafe {
         for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            libc::signal(
-                sig,
-                on_fatal_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
-            );
+            libc::signal(sig, on_fatal_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
         }
     });
 }
 
 fn register_group(pgid: i32) {
     for slot in CHILD_GROUPS.iter() {
-        if slot
-            .compare_exchange(0, pgid, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-        {
+        if slot.compare_exchange(0, pgid, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
             return;
         }
     }
@@ -243,23 +231,12 @@ impl Proc {
     pub fn spawn(name: &str, cmd: &mut Command, out_prefix: &Path) -> Proc {
         use std::os::unix::process::CommandExt;
         install_signal_handler();
-        let out =
-            std::fs::File::create(out_prefix.with_extension("stdout")).expect("create stdout file");
-        let err =
-            std::fs::File::create(out_prefix.with_extension("stderr")).expect("create stderr file");
-        cmd.stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("{name}: cannot start {cmd:?}: {e}"));
+        let out = std::fs::File::create(out_prefix.with_extension("stdout")).expect("create stdout file");
+        let err = std::fs::File::create(out_prefix.with_extension("stderr")).expect("create stderr file");
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("{name}: cannot start {cmd:?}: {e}"));
         register_group(child.id() as i32);
-        Proc {
-            name: name.to_string(),
-            child,
-            exit: None,
-        }
+        Proc { name: name.to_string(), child, exit: None }
     }
 
     pub fn pid(&self) -> i32 {
@@ -322,10 +299,7 @@ impl Proc {
     /// Wait for the exit at most `timeout`, then SIGKILL the group; reap.
     pub fn finish_stop(&mut self, timeout: Duration) -> ExitStatus {
         if self.exit.is_none() && !self.wait_exit(timeout) {
-            eprintln!(
-                "{}: no exit {:?} after SIGTERM, sending SIGKILL",
-                self.name, timeout
-            );
+            eprintln!("{}: no exit {:?} after SIGTERM, sending SIGKILL", self.name, timeout);
         }
         self.reap()
     }
@@ -386,12 +360,8 @@ impl Cluster {
     /// of `httpd::seed_portal_conf`).
     pub fn start_with(net: u8, mpm: Mpm, portal_conf: impl FnOnce(&Path) -> String) -> Cluster {
         let mut cluster = Cluster::start_caches(net);
-        let opts = HttpdOptions {
-            net,
-            mpm,
-            portal_conf: portal_conf(cluster.dir.path()),
-            module: httpd::module_path(),
-        };
+        let opts =
+            HttpdOptions { net, mpm, portal_conf: portal_conf(cluster.dir.path()), module: httpd::module_path() };
         cluster.httpd = Some(Httpd::start(cluster.dir.path(), opts));
         cluster
     }
@@ -399,31 +369,17 @@ impl Cluster {
     /// Origins and Squids only, no portal (needs no module).
     pub fn start_caches(net: u8) -> Cluster {
         let dir = TestDir::new(&format!("net{net}"));
-        let origins: Vec<Origin> = host_ips(net)
-            .iter()
-            .map(|ip| Origin::start(SocketAddr::from((*ip, ORIGIN_PORT))))
-            .collect();
+        let origins: Vec<Origin> =
+            host_ips(net).iter().map(|ip| Origin::start(SocketAddr::from((*ip, ORIGIN_PORT)))).collect();
         // Spawn all three, then wait for each: start-up overlaps.
         let mut squids: Vec<Squid> = host_ips(net)
             .iter()
-            .map(|ip| {
-                Squid::spawn(
-                    &dir.join(format!("squid{}", ip.octets()[3])),
-                    *ip,
-                    ORIGIN_PORT,
-                )
-            })
+            .map(|ip| Squid::spawn(&dir.join(format!("squid{}", ip.octets()[3])), *ip, ORIGIN_PORT))
             .collect();
         for s in squids.iter_mut() {
             s.wait_ready();
         }
-        Cluster {
-            net,
-            httpd: None,
-            squids,
-            origins,
-            dir,
-        }
+        Cluster { net, httpd: None, squids, origins, dir }
     }
 
     pub fn dir(&self) -> &Path {
@@ -439,15 +395,11 @@ impl Cluster {
     }
 
     pub fn httpd(&self) -> &Httpd {
-        self.httpd
-            .as_ref()
-            .expect("this cluster was started without the portal httpd")
+        self.httpd.as_ref().expect("this cluster was started without the portal httpd")
     }
 
     pub fn httpd_mut(&mut self) -> &mut Httpd {
-        self.httpd
-            .as_mut()
-            .expect("this cluster was started without the portal httpd")
+        self.httpd.as_mut().expect("this cluster was started without the portal httpd")
     }
 
     pub fn squids(&self) -> &[Squid] {
@@ -464,25 +416,16 @@ impl Cluster {
 
     /// The Squid on application host `ip` (127.0.<net>.2/3/4).
     pub fn cache_for(&self, ip: Ipv4Addr) -> &Squid {
-        self.squids
-            .iter()
-            .find(|s| s.host() == ip)
-            .unwrap_or_else(|| panic!("no Squid on {ip}"))
+        self.squids.iter().find(|s| s.host() == ip).unwrap_or_else(|| panic!("no Squid on {ip}"))
     }
 
     pub fn cache_for_mut(&mut self, ip: Ipv4Addr) -> &mut Squid {
-        self.squids
-            .iter_mut()
-            .find(|s| s.host() == ip)
-            .unwrap_or_else(|| panic!("no Squid on {ip}"))
+        self.squids.iter_mut().find(|s| s.host() == ip).unwrap_or_else(|| panic!("no Squid on {ip}"))
     }
 
     /// The Squid whose visible_hostname is `name` ("squid3").
     pub fn cache_named(&self, name: &str) -> &Squid {
-        self.squids
-            .iter()
-            .find(|s| s.name() == name)
-            .unwrap_or_else(|| panic!("no Squid named {name}"))
+        self.squids.iter().find(|s| s.name() == name).unwrap_or_else(|| panic!("no Squid named {name}"))
     }
 
     pub fn origin_for(&self, ip: Ipv4Addr) -> &Origin {

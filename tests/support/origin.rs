@@ -29,19 +29,14 @@ pub struct Origin {
 impl Origin {
     /// Bind `addr` (e.g. 127.0.<net>.2:8001) and serve until dropped.
     pub fn start(addr: SocketAddr) -> Origin {
-        let listener = TcpListener::bind(addr)
-            .unwrap_or_else(|e| panic!("origin: cannot listen on {addr}: {e}"));
+        let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("origin: cannot listen on {addr}: {e}"));
         let shared = Arc::new(Shared::default());
         let sh = shared.clone();
         let acceptor = std::thread::Builder::new()
             .name(format!("origin {addr}"))
             .spawn(move || accept_loop(listener, addr, sh))
             .expect("spawn origin thread");
-        Origin {
-            addr,
-            shared,
-            acceptor: Some(acceptor),
-        }
+        Origin { addr, shared, acceptor: Some(acceptor) }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -55,11 +50,7 @@ impl Origin {
         if path.contains('?') {
             counts.get(path).copied().unwrap_or(0)
         } else {
-            counts
-                .iter()
-                .filter(|(t, _)| t.split('?').next() == Some(path))
-                .map(|(_, n)| n)
-                .sum()
+            counts.iter().filter(|(t, _)| t.split('?').next() == Some(path)).map(|(_, n)| n).sum()
         }
     }
 
@@ -133,20 +124,8 @@ fn serve_connection(stream: TcpStream, ip: &str, shared: &Shared) -> std::io::Re
         }
         let mut parts = line.split(' ');
         let (method, target, version) = match (parts.next(), parts.next(), parts.next()) {
-            (Some(m), Some(t), Some(v)) if v.starts_with("HTTP/1.") => {
-                (m.to_string(), t.to_string(), v.to_string())
-            }
-            _ => {
-                return respond(
-                    &mut writer,
-                    400,
-                    "Bad Request",
-                    ip,
-                    b"bad request line\n",
-                    false,
-                    false,
-                )
-            }
+            (Some(m), Some(t), Some(v)) if v.starts_with("HTTP/1.") => (m.to_string(), t.to_string(), v.to_string()),
+            _ => return respond(&mut writer, 400, "Bad Request", ip, b"bad request line\n", false, false),
         };
         // Headers.
         let mut content_length = 0usize;
@@ -175,43 +154,16 @@ fn serve_connection(stream: TcpStream, ip: &str, shared: &Shared) -> std::io::Re
             }
         }
         if chunked {
-            return respond(
-                &mut writer,
-                411,
-                "Length Required",
-                ip,
-                b"chunked bodies not supported\n",
-                false,
-                false,
-            );
+            return respond(&mut writer, 411, "Length Required", ip, b"chunked bodies not supported\n", false, false);
         }
         // Discard a request body.
-        std::io::copy(
-            &mut (&mut reader).take(content_length as u64),
-            &mut std::io::sink(),
-        )?;
+        std::io::copy(&mut (&mut reader).take(content_length as u64), &mut std::io::sink())?;
 
-        let keep_alive = if version == "HTTP/1.0" {
-            conn_header.contains("keep-alive")
-        } else {
-            !conn_header.contains("close")
-        };
-        *shared
-            .counts
-            .lock()
-            .unwrap()
-            .entry(target.clone())
-            .or_insert(0) += 1;
+        let keep_alive =
+            if version == "HTTP/1.0" { conn_header.contains("keep-alive") } else { !conn_header.contains("close") };
+        *shared.counts.lock().unwrap().entry(target.clone()).or_insert(0) += 1;
         let body = format!("origin {ip} {target}\n");
-        respond(
-            &mut writer,
-            200,
-            "OK",
-            ip,
-            body.as_bytes(),
-            method == "HEAD",
-            keep_alive,
-        )?;
+        respond(&mut writer, 200, "OK", ip, body.as_bytes(), method == "HEAD", keep_alive)?;
         if !keep_alive {
             return Ok(());
         }
@@ -249,10 +201,7 @@ fn respond(
 
 /// RFC 9110 IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT".
 pub fn http_date(t: std::time::SystemTime) -> String {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
+    let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
     let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days + 719_468;
@@ -265,9 +214,7 @@ pub fn http_date(t: std::time::SystemTime) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
     const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MON: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MON: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     format!(
         "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
         WD[days.rem_euclid(7) as usize],

@@ -50,8 +50,7 @@ impl Squid {
 
     /// Start without waiting; call `wait_ready` (lets several start at once).
     pub fn spawn(dir: &Path, host: Ipv4Addr, origin_port: u16) -> Squid {
-        std::fs::create_dir_all(dir)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
         set_mode(dir, 0o755);
         give_to(dir, SQUID_USER);
         let conf = dir.join("squid.conf");
@@ -59,15 +58,7 @@ impl Squid {
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
         let n = INSTANCE.fetch_add(1, Ordering::SeqCst);
         let service = format!("icpq{}i{n}", std::process::id());
-        let mut s = Squid {
-            host,
-            origin_port,
-            dir: dir.to_path_buf(),
-            conf,
-            proc: None,
-            starts: 0,
-            service,
-        };
+        let mut s = Squid { host, origin_port, dir: dir.to_path_buf(), conf, proc: None, starts: 0, service };
         s.spawn_process();
         s
     }
@@ -76,11 +67,7 @@ impl Squid {
         assert!(self.proc.is_none(), "{} is already running", self.name());
         self.starts += 1;
         let mut cmd = Command::new(SQUID_BIN);
-        cmd.arg("-N")
-            .arg("-n")
-            .arg(&self.service)
-            .arg("-f")
-            .arg(&self.conf);
+        cmd.arg("-N").arg("-n").arg(&self.service).arg("-f").arg(&self.conf);
         let out = self.dir.join(format!("squid-run{}", self.starts));
         self.proc = Some(Proc::spawn(&self.name(), &mut cmd, &out));
     }
@@ -94,12 +81,7 @@ impl Squid {
                 return Some(false);
             }
             (tcp_accepts(http)
-                && icp_query_to(
-                    icp,
-                    "http://localhost/harness-ready",
-                    Duration::from_millis(100),
-                )
-                .is_some())
+                && icp_query_to(icp, "http://localhost/harness-ready", Duration::from_millis(100)).is_some())
             .then_some(true)
         });
         match ready {

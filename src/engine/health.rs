@@ -1,0 +1,329 @@
+//! Peer health shared by every process and thread of a server.
+//!
+//! A [`PeerSlot`] holds only atomics and is valid when all-zero, so it can
+//! live in shared memory that the httpd parent maps before forking its
+//! children: every lookup in every child reads and updates the same record
+//! without a lock. All times are microseconds since the Unix epoch, passed
+//! in by the caller (tests drive the clock).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use crate::icp::Opcode;
+
+/// What a peer's record counts. The names are the status page's keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Counter {
+    /// Queries sent to the peer.
+    Queries,
+    Hit,
+    Miss,
+    MissNoFetch,
+    Denied,
+    Err,
+    /// ICMP errors (port or host unreachable) in answer to a query.
+    Icmp,
+    /// Queries the peer did not answer in time while it was waited for.
+    Timeouts,
+    /// Times the peer was declared dead.
+    Deaths,
+}
+
+impl Counter {
+    pub const ALL: [Counter; 9] = [
+        Counter::Queries,
+        Counter::Hit,
+        Counter::Miss,
+        Counter::MissNoFetch,
+        Counter::Denied,
+        Counter::Err,
+        Counter::Icmp,
+        Counter::Timeouts,
+        Counter::Deaths,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::Queries => "Queries",
+            Counter::Hit => "Hit",
+            Counter::Miss => "Miss",
+            Counter::MissNoFetch => "MissNoFetch",
+            Counter::Denied => "Denied",
+            Counter::Err => "Err",
+            Counter::Icmp => "Icmp",
+            Counter::Timeouts => "Timeouts",
+            Counter::Deaths => "Deaths",
+        }
+    }
+
+    fn for_reply(opcode: Opcode) -> Option<Counter> {
+        match opcode {
+            Opcode::Hit | Opcode::HitObj => Some(Counter::Hit),
+            Opcode::Miss => Some(Counter::Miss),
+            Opcode::MissNoFetch => Some(Counter::MissNoFetch),
+            Opcode::Denied => Some(Counter::Denied),
+            Opcode::Err => Some(Counter::Err),
+            _ => None,
+        }
+    }
+}
+
+/// Why datagrams from a peer's address were dropped, counted per reason.
+pub const REJECT_REASONS: [&str; 13] = [
+    "unknown_sender",
+    "too_short",
+    "too_long",
+    "length_mismatch",
+    "bad_version",
+    "unknown_opcode",
+    "url_not_terminated",
+    "trailing_bytes",
+    "object_length_mismatch",
+    "not_a_reply",
+    "wrong_request_number",
+    "wrong_url",
+    "duplicate",
+];
+
+const ALIVE: u32 = 0;
+const DEAD: u32 = 1;
+
+/// A change of a peer's state, for the logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transition {
+    Died,
+    Revived,
+}
+
+/// One peer's shared record.
+#[repr(C)]
+#[derive(Default)]
+pub struct PeerSlot {
+    state: AtomicU32,
+    /// Smoothed round-trip time in µs (0: never measured).
+    srtt_us: AtomicU32,
+    last_reply_us: AtomicU64,
+    /// Since when the peer has been failing to answer (0: it answered last).
+    silent_since_us: AtomicU64,
+    /// A dead peer is sent one query per dead time so it can revive; this is
+    /// when the next one is due.
+    next_probe_us: AtomicU64,
+    counters: [AtomicU64; Counter::ALL.len()],
+    rejects: [AtomicU64; REJECT_REASONS.len()],
+}
+
+/// A consistent-enough copy of a record, for the status page.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub dead: bool,
+    pub srtt: Option<Duration>,
+    pub last_reply_us: Option<u64>,
+    pub counters: [u64; Counter::ALL.len()],
+    pub rejects: [u64; REJECT_REASONS.len()],
+}
+
+impl PeerSlot {
+    pub fn is_dead(&self) -> bool {
+        self.state.load(Relaxed) == DEAD
+    }
+
+    pub fn srtt(&self) -> Option<Duration> {
+        match self.srtt_us.load(Relaxed) {
+            0 => None,
+            us => Some(Duration::from_micros(us.into())),
+        }
+    }
+
+    pub fn count(&self, counter: Counter) {
+        self.counters[counter as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn count_reject(&self, reason: &str) {
+        if let Some(i) = REJECT_REASONS.iter().position(|r| *r == reason) {
+            self.rejects[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Whether a dead peer is due its revival query; at most one lookup in
+    /// the whole server wins each dead time.
+    pub fn claim_probe(&self, now_us: u64, dead_time: Duration) -> bool {
+        let due = self.next_probe_us.load(Relaxed);
+        now_us >= due
+            && self.next_probe_us.compare_exchange(due, now_us + dead_time.as_micros() as u64, Relaxed, Relaxed).is_ok()
+    }
+
+    /// A valid reply arrived after `rtt`: the peer is alive.
+    pub fn record_reply(&self, opcode: Opcode, rtt: Duration, now_us: u64) -> Option<Transition> {
+        if let Some(c) = Counter::for_reply(opcode) {
+            self.count(c);
+        }
+        self.last_reply_us.store(now_us, Relaxed);
+        self.silent_since_us.store(0, Relaxed);
+        // TCP's smoothing (RFC 6298): srtt += (rtt - srtt) / 8. Lost updates
+        // between racing lookups only drop one sample.
+        let rtt_us = rtt.as_micros().clamp(1, u32::MAX as u128) as u32;
+        let old = self.srtt_us.load(Relaxed);
+        let new = if old == 0 { rtt_us } else { (old as i64 + (rtt_us as i64 - old as i64) / 8).max(1) as u32 };
+        self.srtt_us.store(new, Relaxed);
+        (self.state.swap(ALIVE, Relaxed) == DEAD).then_some(Transition::Revived)
+    }
+
+    /// The peer's host refused the query (ICMP): nobody listens there.
+    pub fn record_refused(&self, now_us: u64, dead_time: Duration) -> Option<Transition> {
+        self.count(Counter::Icmp);
+        self.die(now_us, dead_time)
+    }
+
+    /// The peer was waited for and did not answer. It dies once it has been
+    /// silent for `dead_time` while being asked.
+    pub fn record_timeout(&self, now_us: u64, dead_time: Duration) -> Option<Transition> {
+        self.count(Counter::Timeouts);
+        let since = match self.silent_since_us.compare_exchange(0, now_us, Relaxed, Relaxed) {
+            Ok(_) => now_us,
+            Err(earlier) => earlier,
+        };
+        if now_us.saturating_sub(since) >= dead_time.as_micros() as u64 {
+            self.die(now_us, dead_time)
+        } else {
+            None
+        }
+    }
+
+    fn die(&self, now_us: u64, dead_time: Duration) -> Option<Transition> {
+        if self.state.swap(DEAD, Relaxed) == DEAD {
+            return None;
+        }
+        self.next_probe_us.store(now_us + dead_time.as_micros() as u64, Relaxed);
+        self.count(Counter::Deaths);
+        Some(Transition::Died)
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            dead: self.is_dead(),
+            srtt: self.srtt(),
+            last_reply_us: Some(self.last_reply_us.load(Relaxed)).filter(|t| *t != 0),
+            counters: std::array::from_fn(|i| self.counters[i].load(Relaxed)),
+            rejects: std::array::from_fn(|i| self.rejects[i].load(Relaxed)),
+        }
+    }
+}
+
+/// Counters that belong to no single peer.
+#[repr(C)]
+#[derive(Default)]
+pub struct ClusterSlot {
+    pub lookups: AtomicU64,
+    /// Lookups that ended before their timeout because every peer answered.
+    pub complete: AtomicU64,
+    /// Valid replies to multicast queries.
+    pub multicast_replies: AtomicU64,
+    /// Datagrams from addresses that are no peer.
+    pub unknown_sender: AtomicU64,
+}
+
+/// The health records a lookup reads and updates: one slot per peer of its
+/// cluster, in the same order, and the cluster's own counters.
+#[derive(Clone, Copy)]
+pub struct Health<'a> {
+    pub peers: &'a [PeerSlot],
+    pub cluster: &'a ClusterSlot,
+}
+
+/// Health records in ordinary memory, for one process (tests, tools).
+#[derive(Default)]
+pub struct LocalHealth {
+    pub peers: Vec<PeerSlot>,
+    pub cluster: ClusterSlot,
+}
+
+impl LocalHealth {
+    pub fn new(peers: usize) -> LocalHealth {
+        LocalHealth { peers: (0..peers).map(|_| PeerSlot::default()).collect(), cluster: ClusterSlot::default() }
+    }
+
+    pub fn view(&self) -> Health<'_> {
+        Health { peers: &self.peers, cluster: &self.cluster }
+    }
+}
+
+/// Microseconds since the Unix epoch.
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEAD_TIME: Duration = Duration::from_secs(10);
+    const S: u64 = 1_000_000;
+
+    #[test]
+    fn a_fresh_slot_is_alive_and_unmeasured() {
+        let slot = PeerSlot::default();
+        assert!(!slot.is_dead());
+        assert_eq!(slot.snapshot(), Snapshot::default());
+    }
+
+    #[test]
+    fn silence_kills_only_after_the_dead_time() {
+        let slot = PeerSlot::default();
+        assert_eq!(slot.record_timeout(100 * S, DEAD_TIME), None);
+        assert_eq!(slot.record_timeout(105 * S, DEAD_TIME), None);
+        assert_eq!(slot.record_timeout(110 * S, DEAD_TIME), Some(Transition::Died));
+        assert_eq!(slot.record_timeout(111 * S, DEAD_TIME), None, "already dead");
+        assert!(slot.is_dead());
+        let snap = slot.snapshot();
+        assert_eq!(snap.counters[Counter::Timeouts as usize], 4);
+        assert_eq!(snap.counters[Counter::Deaths as usize], 1);
+    }
+
+    #[test]
+    fn a_reply_resets_the_silence_and_revives() {
+        let slot = PeerSlot::default();
+        slot.record_timeout(100 * S, DEAD_TIME);
+        slot.record_reply(Opcode::Miss, Duration::from_micros(300), 108 * S);
+        assert_eq!(slot.record_timeout(112 * S, DEAD_TIME), None, "silent only since 112 s");
+        assert_eq!(slot.record_refused(113 * S, DEAD_TIME), Some(Transition::Died));
+        assert_eq!(slot.record_reply(Opcode::Hit, Duration::from_micros(300), 114 * S), Some(Transition::Revived));
+        assert!(!slot.is_dead());
+        let snap = slot.snapshot();
+        assert_eq!(snap.counters[Counter::Icmp as usize], 1);
+        assert_eq!(snap.counters[Counter::Hit as usize], 1);
+        assert_eq!(snap.counters[Counter::Miss as usize], 1);
+        assert_eq!(snap.last_reply_us, Some(114 * S));
+    }
+
+    #[test]
+    fn a_dead_peer_gets_one_probe_per_dead_time() {
+        let slot = PeerSlot::default();
+        slot.record_refused(100 * S, DEAD_TIME);
+        assert!(!slot.claim_probe(105 * S, DEAD_TIME), "not due yet");
+        assert!(slot.claim_probe(110 * S, DEAD_TIME));
+        assert!(!slot.claim_probe(110 * S, DEAD_TIME), "another lookup already took it");
+        assert!(slot.claim_probe(120 * S, DEAD_TIME));
+    }
+
+    #[test]
+    fn rtt_is_smoothed() {
+        let slot = PeerSlot::default();
+        slot.record_reply(Opcode::Miss, Duration::from_micros(800), S);
+        assert_eq!(slot.srtt(), Some(Duration::from_micros(800)));
+        slot.record_reply(Opcode::Miss, Duration::from_micros(0), S);
+        assert_eq!(slot.srtt(), Some(Duration::from_micros(701)), "800 + (1 - 800) / 8, rounded toward zero");
+    }
+
+    #[test]
+    fn rejects_are_counted_by_reason() {
+        let slot = PeerSlot::default();
+        slot.count_reject("wrong_url");
+        slot.count_reject("wrong_url");
+        slot.count_reject("no_such_reason");
+        let snap = slot.snapshot();
+        let i = REJECT_REASONS.iter().position(|r| *r == "wrong_url").unwrap();
+        assert_eq!(snap.rejects[i], 2);
+        assert_eq!(snap.rejects.iter().sum::<u64>(), 2);
+    }
+}
