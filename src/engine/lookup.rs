@@ -93,8 +93,9 @@ pub struct Outcome {
     pub refused: Vec<(usize, std::io::ErrorKind)>,
     /// Dead peers sent a query only so they can revive (not waited for).
     pub probed: Vec<usize>,
-    /// Dead peers not asked at all.
-    pub skipped: Vec<usize>,
+    /// Peers not asked at all: dead ones not due a revival query, and
+    /// second-round ones when the first round found the object.
+    pub not_asked: Vec<usize>,
     /// Round-2 peers were asked (no round-1 peer answered HIT).
     pub second_round: bool,
     /// How long this lookup was willing to wait.
@@ -265,7 +266,7 @@ impl<'a> Lookup<'a> {
         self.outcome.complete = self.is_complete();
         let with = |state| self.peers.iter().enumerate().filter(move |(_, s)| **s == state).map(|(i, _)| i);
         self.outcome.silent = with(PeerState::Waiting).collect();
-        self.outcome.skipped = with(PeerState::NotAsked).collect();
+        self.outcome.not_asked = with(PeerState::NotAsked).collect();
         self.outcome.timeout = timeout;
         self.outcome.elapsed = elapsed;
         self.outcome
@@ -474,7 +475,7 @@ mod health_tests {
         l.on_datagram("192.0.2.3:3130".parse().unwrap(), &reply(Opcode::Hit, 7), Duration::from_micros(100));
         let o = l.finish(Duration::from_millis(50), Duration::from_micros(100));
         assert_eq!(o.probed, [0]);
-        assert_eq!(o.skipped, [1]);
+        assert_eq!(o.not_asked, [1]);
         assert_eq!(o.hit_list(&c).as_deref(), Some("192.0.2.2;"), "a probed peer's answer counts");
         assert_eq!(o.rejected.len(), 1, "a peer never asked cannot answer");
     }

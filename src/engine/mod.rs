@@ -5,6 +5,7 @@
 //! with real UDP sockets and a deadline. The httpd layer and the tools only
 //! see [`Cluster`] (what was configured) and [`Outcome`] (what happened).
 
+pub mod carp;
 pub mod health;
 mod lookup;
 mod sys;
@@ -12,7 +13,7 @@ pub mod transport;
 
 pub use health::{ClusterSlot, Health, LocalHealth, PeerSlot, Transition};
 pub use lookup::{Lookup, Outcome, Reject, Rejected, Reply, Responder};
-pub use transport::{run, LookupError};
+pub use transport::{probe, run, LookupError};
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

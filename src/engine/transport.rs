@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::health::{self, Counter, Health};
+use super::health::{self, Counter, Health, PeerSlot};
 use super::lookup::{Lookup, Outcome, Reject, Responder};
 use super::{sys, Cluster};
 use crate::icp::{EncodeError, MAX_MESSAGE_LEN};
@@ -47,6 +47,32 @@ pub enum LookupError {
 /// failed (and no group was asked), or at the deadline. Afterwards the
 /// shared health records are updated with what was learnt.
 pub fn run(cluster: &Cluster, health: Health<'_>, url: &[u8]) -> Result<Outcome, LookupError> {
+    let now_us = health::now_us();
+    lookup(cluster, health, url, |slot| match slot.is_dead() {
+        false => Some(true),
+        true if slot.claim_probe(now_us, cluster.dead_time) => Some(false),
+        true => None,
+    })
+}
+
+/// A background probe (no request waits for it): like [`run`], but a dead
+/// peer due its revival query is also waited for, so a dead cache that
+/// answers more slowly than the live ones is still heard and revived.
+pub fn probe(cluster: &Cluster, health: Health<'_>, url: &[u8]) -> Result<Outcome, LookupError> {
+    let now_us = health::now_us();
+    lookup(cluster, health, url, |slot| {
+        (!slot.is_dead() || slot.claim_probe(now_us, cluster.dead_time)).then_some(true)
+    })
+}
+
+/// One lookup; `plan` says per peer whether it is asked (`Some`) and
+/// waited for (`Some(true)`).
+fn lookup(
+    cluster: &Cluster,
+    health: Health<'_>,
+    url: &[u8],
+    plan: impl Fn(&PeerSlot) -> Option<bool>,
+) -> Result<Outcome, LookupError> {
     if url.is_empty() || url.iter().any(|&b| b <= b' ' || b == 0x7f) {
         return Err(LookupError::NotAUrl);
     }
@@ -57,17 +83,8 @@ pub fn run(cluster: &Cluster, health: Health<'_>, url: &[u8]) -> Result<Outcome,
     let mut query = Vec::with_capacity(64 + url.len());
     lookup.query(&mut query)?;
 
-    // Who is asked (Some) and waited for (Some(true)), decided up front.
-    let now_us = health::now_us();
-    let plan: Vec<Option<bool>> = health
-        .peers
-        .iter()
-        .map(|slot| match slot.is_dead() {
-            false => Some(true),
-            true if slot.claim_probe(now_us, cluster.dead_time) => Some(false),
-            true => None,
-        })
-        .collect();
+    // Who is asked and waited for is decided before the clock starts.
+    let plan: Vec<Option<bool>> = health.peers.iter().map(plan).collect();
     let timeout =
         cluster.timeout.for_rtts((0..plan.len()).filter(|&i| plan[i] == Some(true)).map(|i| health.peers[i].srtt()));
 
@@ -186,7 +203,7 @@ fn record(cluster: &Cluster, health: Health<'_>, outcome: &mut Outcome) {
         transitions.push((i, health.peers[i].record_timeout(now_us, cluster.dead_time)));
     }
     for (i, slot) in health.peers.iter().enumerate() {
-        if !outcome.skipped.contains(&i) {
+        if !outcome.not_asked.contains(&i) {
             slot.count(Counter::Queries);
         }
     }

@@ -44,17 +44,33 @@ unsafe fn request_state<'a>(r: *mut ffi::request_rec) -> &'a mut RequestState {
 
 /// The module's log for the request's server, and the httpd error log for
 /// problems, written side by side.
-struct Events<'a> {
-    r: *mut ffi::request_rec,
+pub(super) struct Events<'a> {
+    at: ErrorLogAt,
     log: Option<&'a LogFile>,
 }
 
-impl Events<'_> {
+/// Where httpd's error log lines go: a map's lookup logs under its request
+/// (httpd adds the client), a probe (probe.rs) under its server.
+#[derive(Clone, Copy)]
+enum ErrorLogAt {
+    Request(*mut ffi::request_rec),
+    Server(*const ffi::server_rec),
+}
+
+impl<'a> Events<'a> {
+    /// Events of a lookup that belongs to no request.
+    ///
+    /// # Safety
+    /// `s` must be a live server_rec for as long as the value is used.
+    pub(super) unsafe fn for_server(s: *const ffi::server_rec, log: Option<&'a LogFile>) -> Self {
+        Events { at: ErrorLogAt::Server(s), log }
+    }
+
     fn enabled(&self, level: u8) -> bool {
         self.log.is_some_and(|l| l.enabled(level))
     }
 
-    fn log(&self, level: u8, message: fmt::Arguments<'_>) {
+    pub(super) fn log(&self, level: u8, message: fmt::Arguments<'_>) {
         if let Some(log) = self.log {
             log.write(level, message);
         }
@@ -62,12 +78,22 @@ impl Events<'_> {
 
     /// A problem goes to both logs; httpd's at `httpd_level`, under the
     /// module's `LogLevel icpquery:...`.
-    fn problem(&self, httpd_level: u32, message: fmt::Arguments<'_>) {
+    pub(super) fn problem(&self, httpd_level: u32, message: fmt::Arguments<'_>) {
         self.log(level::PROBLEM, message);
-        // SAFETY: `r` is the live request being mapped.
+        self.error_log(httpd_level, message);
+    }
+
+    fn error_log(&self, httpd_level: u32, message: fmt::Arguments<'_>) {
+        // SAFETY: the request being mapped, or the server for_server was
+        // given, is live while `self` is.
         unsafe {
-            if errorlog::request_enabled(self.r, httpd_level) {
-                errorlog::request(self.r, httpd_level, &message.to_string());
+            match self.at {
+                ErrorLogAt::Request(r) if errorlog::request_enabled(r, httpd_level) => {
+                    errorlog::request(r, httpd_level, &message.to_string())
+                }
+                ErrorLogAt::Request(_) => {}
+                // httpd filters by the server's module log level itself.
+                ErrorLogAt::Server(s) => errorlog::server(s, httpd_level, 0, &message.to_string()),
             }
         }
     }
@@ -80,7 +106,7 @@ pub unsafe extern "C" fn icpquerymap(r: *mut ffi::request_rec, key: *mut c_char)
         unsafe {
             let Some(settled) = server::settled((*r).server) else { return null_mut() };
             let url = c_bytes(key);
-            let events = Events { r, log: settled.log.as_ref() };
+            let events = Events { at: ErrorLogAt::Request(r), log: settled.log.as_ref() };
             let (true, Some(health)) = (settled.mapper, settled.health) else {
                 events
                     .log(level::DEBUG, format_args!("icpquerymap \"{}\": ICPQueryMapper is Off -> NULL", Escaped(url)));
@@ -121,7 +147,7 @@ pub unsafe extern "C" fn icpqueryisrunning(r: *mut ffi::request_rec, key: *mut c
         // SAFETY: mod_rewrite passes the live request and a C string key.
         unsafe {
             let Some(settled) = server::settled((*r).server) else { return null_mut() };
-            let events = Events { r, log: settled.log.as_ref() };
+            let events = Events { at: ErrorLogAt::Request(r), log: settled.log.as_ref() };
             let key_bytes = c_bytes(key);
             let state = request_state(r);
             let (running, why) = if !settled.mapper {
@@ -179,20 +205,20 @@ fn key_ip(key: &str) -> Option<IpAddr> {
 /// Logs what a lookup saw: the query (debug), each reply (information),
 /// every problem (silence, ICMP errors, unreachable peers, dropped
 /// datagrams) and every change of a cache's health.
-fn report(events: &Events<'_>, cluster: &Cluster, url: &[u8], outcome: &Outcome) {
+pub(super) fn report(events: &Events<'_>, cluster: &Cluster, url: &[u8], outcome: &Outcome) {
     let url = Escaped(url);
     if events.enabled(level::DEBUG) {
         let ended = if outcome.complete { ", every cache waited for answered" } else { "" };
         events.log(
             level::DEBUG,
             format_args!(
-                "query {:08x} for \"{url}\" to {} peer(s) and {} group(s), {} dead peer(s) probed, {} skipped{}, \
+                "query {:08x} for \"{url}\" to {} peer(s) and {} group(s), {} dead peer(s) probed, {} not asked{}, \
                  timeout {} us: {} repl(ies) in {} us{ended}",
                 outcome.request_number,
-                cluster.peers.len() - outcome.skipped.len(),
+                cluster.peers.len() - outcome.not_asked.len(),
                 cluster.groups.len(),
                 outcome.probed.len(),
-                outcome.skipped.len(),
+                outcome.not_asked.len(),
                 if outcome.second_round { ", second round asked" } else { "" },
                 outcome.timeout.as_micros(),
                 outcome.replies.len(),
@@ -254,8 +280,7 @@ fn report(events: &Events<'_>, cluster: &Cluster, url: &[u8], outcome: &Outcome)
             ),
         };
         events.log(level::RESULT, format_args!("{message}"));
-        // SAFETY: `r` is the live request being mapped.
-        unsafe { errorlog::request(events.r, errorlog::NOTICE, &message) };
+        events.error_log(errorlog::NOTICE, format_args!("{message}"));
     }
 }
 

@@ -10,8 +10,10 @@ mod errorlog;
 mod ffi;
 mod maps;
 mod module;
+mod probe;
 mod server;
 mod shared;
+mod status;
 
 use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -4,7 +4,7 @@
 use std::ffi::{c_char, c_int, c_ulong};
 use std::ptr::{null, null_mut};
 
-use super::{directives::COMMANDS, errorlog, ffi, guard, maps, server, shared};
+use super::{directives::COMMANDS, errorlog, ffi, guard, maps, probe, server, shared};
 
 /// The module record. httpd fills in `module_index`, `next` and
 /// `dynamic_load_handle` while loading; nothing else writes it.
@@ -41,6 +41,7 @@ unsafe extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
         unsafe {
             ffi::ap_hook_pre_config(Some(pre_config), AFTER_REWRITE.0.as_ptr(), null(), ffi::APR_HOOK_MIDDLE as c_int);
             ffi::ap_hook_post_config(Some(post_config), null(), null(), ffi::APR_HOOK_MIDDLE as c_int);
+            super::status::register_hooks();
         }
     })
 }
@@ -107,6 +108,9 @@ unsafe extern "C" fn post_config(
             errorlog::server(main, errorlog::ERR, 0, &message);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
+        // Before mod_watchdog's own post_config (APR_HOOK_LAST), which starts
+        // the watchdogs that have callbacks.
+        probe::start(pconf, main);
         ffi::OK as c_int
     })
 }

@@ -11,4 +11,7 @@
 #include <apr_pools.h>
 #include <apr_strings.h>
 #include <mod_rewrite.h>
+#include <mod_watchdog.h>
 #include <apr_shm.h>
+#include <apr_optional_hooks.h>
+#include <mod_status.h>

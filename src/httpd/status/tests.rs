@@ -1,0 +1,165 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::format::{self, escape_html, RegionView, ServerView};
+use crate::engine::health::{Counter, REJECT_REASONS};
+use crate::engine::{Cluster, LocalHealth, Peer, Timeout};
+use crate::icp::Opcode;
+
+const S: u64 = 1_000_000;
+const NOW: u64 = 1_000 * S;
+
+fn cluster(hosts: &[&str]) -> Cluster {
+    let peers = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, host)| Peer {
+            host: (*host).into(),
+            addr: format!("192.0.2.{}:3130", i + 1).parse().unwrap(),
+            round: 1,
+        })
+        .collect();
+    Cluster { peers, ..Cluster::default() }
+}
+
+fn server(name: &str) -> ServerView {
+    ServerView {
+        name: name.into(),
+        mapper: true,
+        timeout: Timeout::Fixed(Duration::from_micros(50_000)),
+        dead_time: Duration::from_secs(10),
+    }
+}
+
+/// Peer 0: alive, two replies, one rejected datagram; peer 1: refused, dead,
+/// never answered.
+fn health() -> LocalHealth {
+    let health = LocalHealth::new(2);
+    health.peers[0].count(Counter::Queries);
+    health.peers[0].count(Counter::Queries);
+    health.peers[0].record_reply(Opcode::Hit, Duration::from_micros(412), NOW - 3 * S);
+    health.peers[0].record_reply(Opcode::Miss, Duration::from_micros(412), NOW - 3 * S);
+    health.peers[0].count_reject("wrong_url");
+    health.peers[1].count(Counter::Queries);
+    health.peers[1].record_refused(NOW - S, Duration::from_secs(10));
+    health.cluster.lookups.store(7, std::sync::atomic::Ordering::Relaxed);
+    health
+}
+
+fn parse(auto: &str) -> HashMap<&str, &str> {
+    let mut map = HashMap::new();
+    for line in auto.lines() {
+        let (key, value) = line.split_once(": ").unwrap_or_else(|| panic!("not Key: value: {line:?}"));
+        assert!(map.insert(key, value).is_none(), "key {key} twice");
+    }
+    map
+}
+
+#[test]
+fn html_escaping() {
+    assert_eq!(escape_html("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&#39;");
+    assert_eq!(escape_html("cache-1.example"), "cache-1.example");
+}
+
+#[test]
+fn auto_parses_back_into_the_records() {
+    let (c, h) = (cluster(&["cache-a", "192.0.2.2"]), health());
+    let regions = vec![RegionView::new(server("main server"), &c, h.view())];
+    let text = format::auto(&regions, NOW);
+    let map = parse(&text);
+    assert_eq!(map["Servers"], "1");
+    assert_eq!(map["Server0Name"], "main server");
+    assert_eq!(map["Server0Region"], "0");
+    assert_eq!(map["Server0Mapper"], "on");
+    assert_eq!(map["Server0Timeout"], "50000");
+    assert_eq!(map["Server0DeadTimeSeconds"], "10");
+    assert_eq!(map["Regions"], "1");
+    assert_eq!(map["Region0Peers"], "2");
+    assert_eq!(map["Region0Lookups"], "7");
+    assert_eq!(map["Peers"], "2");
+    assert_eq!(map["Peer0Host"], "cache-a");
+    assert_eq!(map["Peer0Address"], "192.0.2.1:3130");
+    assert_eq!(map["Peer0State"], "alive");
+    assert_eq!(map["Peer0RttMicros"], "412");
+    assert_eq!(map["Peer0LastReplyAgeSeconds"], "3");
+    assert_eq!((map["Peer0Queries"], map["Peer0Hit"], map["Peer0Miss"]), ("2", "1", "1"));
+    assert_eq!(map["Peer0Rejected_wrong_url"], "1");
+    assert_eq!(map["Peer1State"], "dead");
+    assert_eq!(map["Peer1RttMicros"], "0");
+    assert_eq!(map["Peer1LastReplyAgeSeconds"], "never");
+    assert_eq!((map["Peer1Icmp"], map["Peer1Deaths"]), ("1", "1"));
+    let per_peer = 7 + Counter::ALL.len() + REJECT_REASONS.len();
+    assert_eq!(map.len(), 1 + 5 + 1 + 5 + 1 + 2 * per_peer, "{text}");
+}
+
+#[test]
+fn servers_and_regions_are_numbered_across_the_page() {
+    let (c1, h1, c2, h2) = (cluster(&["a"]), LocalHealth::new(1), cluster(&["a", "b"]), LocalHealth::new(2));
+    let mut first = RegionView::new(server("main server"), &c1, h1.view());
+    let auto = ServerView {
+        timeout: Timeout::Auto { min: Duration::from_millis(1), max: Duration::from_secs(2) },
+        ..server("b.test:8082")
+    };
+    first.servers.push(auto);
+    let regions = vec![first, RegionView::new(server("c.test:8081"), &c2, h2.view())];
+    let text = format::auto(&regions, NOW);
+    let map = parse(&text);
+    assert_eq!((map["Servers"], map["Regions"], map["Peers"]), ("3", "2", "3"));
+    assert_eq!((map["Server1Name"], map["Server1Region"]), ("b.test:8082", "0"));
+    assert_eq!(map["Server1Timeout"], "auto 1000 2000000");
+    assert_eq!((map["Server2Name"], map["Server2Region"]), ("c.test:8081", "1"));
+    assert_eq!((map["Peer2Region"], map["Peer2Host"]), ("1", "b"));
+}
+
+#[test]
+fn auto_values_stay_on_their_line() {
+    let c = cluster(&["evil\nPeer0State: alive"]);
+    let h = LocalHealth::new(1);
+    let regions = vec![RegionView::new(server("x\r\ny"), &c, h.view())];
+    let text = format::auto(&regions, NOW);
+    let map = parse(&text);
+    assert_eq!(map["Peer0Host"], "evil\\x0aPeer0State: alive");
+    assert_eq!(map["Server0Name"], "x\\x0d\\x0ay");
+}
+
+#[test]
+fn html_escapes_every_configured_name() {
+    let (c, h) = (cluster(&["<script>x</script>"]), LocalHealth::new(1));
+    let regions = vec![RegionView::new(server("a&b.test:80"), &c, h.view())];
+    let page = format::html("portal<1>", &regions, NOW);
+    assert!(!page.contains("<script>"), "{page}");
+    assert!(page.contains("&lt;script&gt;x&lt;/script&gt;"), "{page}");
+    assert!(page.contains("<h1>ICP query status for portal&lt;1&gt;</h1>"), "{page}");
+    assert!(page.contains("<td>a&amp;b.test:80</td>"), "{page}");
+    assert!(page.contains("<td>never</td>"), "{page}");
+    let section = format::status_html(&regions);
+    assert!(section.contains("Peers of a&amp;b.test:80: 1"), "{section}");
+}
+
+#[test]
+fn html_rows_carry_the_counters() {
+    let (c, h) = (cluster(&["cache-a", "192.0.2.2"]), health());
+    let regions = vec![RegionView::new(server("main server"), &c, h.view())];
+    let page = format::html("portal", &regions, NOW);
+    let header: String = ["Host", "Address", "Round", "State", "RttMicros", "LastReplyAgeSeconds"]
+        .into_iter()
+        .chain(Counter::ALL.map(Counter::name))
+        .map(|h| format!("<th>{h}</th>"))
+        .collect();
+    assert!(page.contains(&header), "{page}");
+    let row = "<tr><td>cache-a</td><td>192.0.2.1:3130</td><td>1</td><td>alive</td><td>412</td><td>3</td>\
+               <td>2</td><td>1</td><td>1</td>";
+    assert!(page.contains(row), "{page}");
+    assert!(page.contains("<th>Rejected_wrong_url</th>"), "{page}");
+}
+
+#[test]
+fn mod_status_lines() {
+    let (c, h) = (cluster(&["cache-a", "192.0.2.2"]), health());
+    let regions = vec![RegionView::new(server("main server"), &c, h.view())];
+    assert_eq!(format::status_short(&regions), "ICPQueryPeers: 2\nICPQueryPeersDead: 1\nICPQueryLookups: 7\n");
+    let section = format::status_html(&regions);
+    assert!(section.starts_with("<hr />\n<h2>mod_icpquery</h2>"), "{section}");
+    assert!(section.contains("<dd>192.0.2.1:3130: alive, RTT 412 &micro;s</dd>"), "{section}");
+    assert!(section.contains("<dd>192.0.2.2:3130: dead, RTT not measured</dd>"), "{section}");
+}
