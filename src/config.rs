@@ -80,6 +80,18 @@ pub fn probe_interval(value: &str) -> Result<Duration, ValueError> {
     }
 }
 
+/// `ICPQueryCARP squid|draft`.
+pub fn carp_variant(value: &str) -> Result<crate::engine::carp::Variant, ValueError> {
+    value.trim().parse().map_err(|_| {
+        refuse(
+            "ICPQueryCARP",
+            value,
+            "not a CARP variant",
+            "squid (hash as Squid 3.3 and later do) or draft (as draft-vinod-carp-v1-03 and Squid 3.2)",
+        )
+    })
+}
+
 /// `ICPQueryLogLevel 0..3`.
 pub fn log_level(value: &str) -> Result<u8, ValueError> {
     const EXPECTED: &str = "0 (problems), 1 (results), 2 (information) or 3 (debug)";
@@ -106,10 +118,13 @@ pub fn bind_addr(value: &str) -> Result<IpAddr, ValueError> {
     resolve("ICPQueryBindAddr", value, host, 0, EXPECTED).map(|a| a.ip())
 }
 
-/// `ICPQueryPeer <host>[:port] [round=1|2]`.
+/// Largest CARP `weight=`: Squid's own limit for a cache_peer weight.
+pub const MAX_WEIGHT: u32 = 65_535;
+
+/// `ICPQueryPeer <host>[:port] [round=1|2] [weight=N] [name=STR]`.
 pub fn peer(value: &str) -> Result<Peer, ValueError> {
     const EXPECTED: &str = "host[:port] with a port from 1 to 65535, e.g. 192.0.2.1:3130 or [2001:db8::1]:3130, \
-                            then options as key=value (round=1 or round=2)";
+                            then options as key=value: round=1|2, weight=0..65535, name=STR";
     let mut words = value.split_whitespace();
     let address = words.next().unwrap_or("");
     let (host, port) = split_host_port("ICPQueryPeer", value, address, EXPECTED)?;
@@ -122,27 +137,21 @@ pub fn peer(value: &str) -> Result<Peer, ValueError> {
             "a cache's unicast address; use ICPQueryMCastAddr for multicast groups",
         ));
     }
-    let mut peer = Peer { host: host.to_owned(), addr, round: 1 };
+    let mut peer = Peer::new(host, addr);
     for option in words {
+        let bad = |problem: String| refuse("ICPQueryPeer", value, problem, EXPECTED);
         match option.split_once('=') {
             Some(("round", "1")) => peer.round = 1,
             Some(("round", "2")) => peer.round = 2,
-            Some(("round", other)) => {
-                return Err(refuse(
-                    "ICPQueryPeer",
-                    value,
-                    format!("round \"{}\" is not 1 or 2", other.escape_debug()),
-                    EXPECTED,
-                ))
+            Some(("round", other)) => return Err(bad(format!("round \"{}\" is not 1 or 2", other.escape_debug()))),
+            Some(("weight", w)) => {
+                peer.weight = w.parse().ok().filter(|w| *w <= MAX_WEIGHT).ok_or_else(|| {
+                    bad(format!("weight \"{}\" is not a whole number from 0 to {MAX_WEIGHT}", w.escape_debug()))
+                })?
             }
-            _ => {
-                return Err(refuse(
-                    "ICPQueryPeer",
-                    value,
-                    format!("unknown option \"{}\"", option.escape_debug()),
-                    EXPECTED,
-                ))
-            }
+            Some(("name", n)) if !n.is_empty() => peer.carp_name = Some(n.to_owned()),
+            Some(("name", _)) => return Err(bad("name is empty".into())),
+            _ => return Err(bad(format!("unknown option \"{}\"", option.escape_debug()))),
         }
     }
     Ok(peer)
@@ -283,6 +292,30 @@ mod tests {
         assert!(e.to_string().starts_with("ICPQueryPeer \"192.0.2.1 round=3\""), "{e}");
         assert_eq!(peer("192.0.2.1 colour=blue").unwrap_err().problem, "unknown option \"colour=blue\"");
         assert_eq!(peer("192.0.2.1 round").unwrap_err().problem, "unknown option \"round\"");
+        let p = peer("192.0.2.1 weight=3 name=cache-a").unwrap();
+        assert_eq!((p.weight, p.carp_name()), (3, "cache-a"));
+        assert_eq!(peer("192.0.2.1 weight=0").unwrap().weight, 0);
+        assert_eq!(peer("192.0.2.1").unwrap().carp_name(), "192.0.2.1");
+        assert_eq!(
+            peer("192.0.2.1 weight=-1").unwrap_err().problem,
+            "weight \"-1\" is not a whole number from 0 to 65535"
+        );
+        assert_eq!(
+            peer("192.0.2.1 weight=65536").unwrap_err().problem,
+            "weight \"65536\" is not a whole number from 0 to 65535"
+        );
+        assert_eq!(peer("192.0.2.1 name=").unwrap_err().problem, "name is empty");
+    }
+
+    #[test]
+    fn carp_variants() {
+        use crate::engine::carp::Variant;
+        assert_eq!(carp_variant("squid"), Ok(Variant::Squid));
+        assert_eq!(carp_variant("Draft"), Ok(Variant::Draft));
+        assert!(carp_variant("ketama")
+            .unwrap_err()
+            .to_string()
+            .starts_with("ICPQueryCARP \"ketama\": not a CARP variant"));
     }
 
     #[test]

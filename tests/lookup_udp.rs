@@ -55,7 +55,7 @@ impl Drop for Responder {
 
 fn cluster(responders: &[&Responder], timeout: Duration) -> Cluster {
     Cluster {
-        peers: responders.iter().map(|r| Peer { host: r.addr.ip().to_string(), addr: r.addr, round: 1 }).collect(),
+        peers: responders.iter().map(|r| Peer::new(r.addr.ip().to_string(), r.addr)).collect(),
         timeout: Timeout::Fixed(timeout),
         ..Cluster::default()
     }
@@ -165,7 +165,7 @@ fn a_closed_port_is_refused_by_icmp_at_once_and_the_others_still_answer() {
     let b = Responder::start("127.0.8.54:3130", false, |_| false);
     let closed: SocketAddr = "127.0.8.53:3130".parse().unwrap();
     let mut cl = cluster(&[&a, &b], Duration::from_secs(30));
-    cl.peers.insert(1, Peer { host: "127.0.8.53".into(), addr: closed, round: 1 });
+    cl.peers.insert(1, Peer::new("127.0.8.53", closed));
     for _ in 0..200 {
         let health = LocalHealth::new(3);
         let o = engine::run(&cl, health.view(), b"http://localhost/wsgi/x").unwrap();

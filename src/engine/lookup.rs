@@ -282,7 +282,7 @@ mod tests {
     const REQNUM: u32 = 0xC0FFEE;
 
     fn cluster(groups: bool) -> Cluster {
-        let peer = |a: &str| Peer { host: a.split(':').next().unwrap().into(), addr: a.parse().unwrap(), round: 1 };
+        let peer = |a: &str| Peer::new(a.split(':').next().unwrap(), a.parse().unwrap());
         Cluster {
             peers: vec![peer("192.0.2.2:3130"), peer("192.0.2.3:3130"), peer("192.0.2.4:3130")],
             groups: if groups { vec!["239.255.255.253:3130".parse().unwrap()] } else { vec![] },
@@ -422,7 +422,7 @@ mod tests {
     #[test]
     fn ipv6_hits_are_bracketed_for_use_in_urls() {
         let c = Cluster {
-            peers: vec![Peer { host: "::1".into(), addr: from("[::1]:3130"), round: 1 }],
+            peers: vec![Peer::new("::1", from("[::1]:3130"))],
             ..Cluster::default()
         };
         let mut l = asked(&c);
@@ -445,7 +445,7 @@ mod health_tests {
     }
 
     fn two_peers() -> Cluster {
-        let peer = |a: &str| Peer { host: a.into(), addr: format!("{a}:3130").parse().unwrap(), round: 1 };
+        let peer = |a: &str| Peer::new(a, format!("{a}:3130").parse().unwrap());
         Cluster { peers: vec![peer("192.0.2.2"), peer("192.0.2.3")], ..Cluster::default() }
     }
 

@@ -32,9 +32,24 @@ pub struct Peer {
     /// Polling round: round-2 caches (parents) are asked only when no
     /// round-1 cache answered HIT.
     pub round: u8,
+    /// CARP load factor; 0 keeps the cache out of the array.
+    pub weight: u32,
+    /// The CARP member name that is hashed (`name=`); the host by default,
+    /// as Squid hashes a cache_peer's name, which defaults to its host.
+    pub carp_name: Option<String>,
 }
 
 impl Peer {
+    /// A first-round peer of weight 1 named by its host.
+    pub fn new(host: impl Into<String>, addr: SocketAddr) -> Peer {
+        Peer { host: host.into(), addr, round: 1, weight: 1, carp_name: None }
+    }
+
+    /// The name CARP hashes for this member.
+    pub fn carp_name(&self) -> &str {
+        self.carp_name.as_deref().unwrap_or(&self.host)
+    }
+
     /// The address as the maps return it: `192.0.2.1`, or `[2001:db8::1]` so
     /// that `http://%1:3128` stays a valid URL.
     pub fn ip_text(&self) -> String {

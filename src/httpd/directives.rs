@@ -9,7 +9,7 @@ use crate::config::{self, ValueError};
 
 /// httpd reads the table through a raw pointer in the module record; it is
 /// never written.
-pub struct Commands(pub [ffi::command_rec; 11]);
+pub struct Commands(pub [ffi::command_rec; 12]);
 // SAFETY: the table holds pointers to 'static strings and functions only.
 unsafe impl Sync for Commands {}
 
@@ -70,6 +70,7 @@ pub static COMMANDS: Commands = Commands([
         c"group[:port] of a multicast group to query (port 3130 if omitted)",
     ),
     directive(c"ICPQueryMCastHops", set_mcast_hops, false, c"multicast TTL, 1 to 255 (default 3)"),
+    directive(c"ICPQueryCARP", set_carp, false, c"squid or draft: how icpquerycarp hashes URLs (default squid)"),
     ffi::command_rec {
         name: null(),
         func: ffi::cmd_func { no_args: None },
@@ -144,6 +145,7 @@ value_directive!(set_log_level, |c, v| c.log_level = Some(config::log_level(v)?)
 value_directive!(set_bind_addr, |c, v| c.bind = Some(config::bind_addr(v)?));
 value_directive!(add_peer, |c, v| c.peers.push(config::peer(v)?));
 value_directive!(add_mcast_group, |c, v| c.groups.push(config::mcast_group(v)?));
+value_directive!(set_carp, |c, v| c.carp_variant = Some(config::carp_variant(v)?));
 value_directive!(set_mcast_hops, |c, v| c.mcast_hops = Some(config::mcast_hops(v)?));
 
 unsafe extern "C" fn set_log(cmd: *mut ffi::cmd_parms, _: *mut c_void, arg: *const c_char) -> *const c_char {

@@ -10,7 +10,8 @@ use std::fmt;
 use std::net::IpAddr;
 use std::ptr::{addr_of, null_mut};
 
-use super::{c_bytes, errorlog, ffi, guard, module::icpquery_module, pool_own, pool_str, server};
+use super::server::{self, Settled};
+use super::{c_bytes, errorlog, ffi, guard, module::icpquery_module, pool_own, pool_str};
 use crate::engine::{self, Cluster, LookupError, Outcome, Peer, Responder, Transition};
 use crate::logfile::{level, Escaped, LogFile};
 
@@ -158,12 +159,10 @@ pub unsafe extern "C" fn icpqueryisrunning(r: *mut ffi::request_rec, key: *mut c
                     false => (false, "did not answer this request's query"),
                 }
             } else {
-                let peers = matching_peers(&settled.cluster, key_bytes);
-                let health = settled.health.map(|h| h.peers).unwrap_or(&[]);
-                match peers.iter().find_map(|&i| health.get(i)) {
+                match matching_peers(&settled.cluster, key_bytes).first() {
                     None => (false, "not a configured cache"),
-                    Some(slot) if slot.is_dead() => (false, "dead in the shared health table"),
-                    Some(_) => (true, "alive in the shared health table"),
+                    Some(&i) if peer_running(settled, state, i) => (true, "alive in the shared health table"),
+                    Some(_) => (false, "dead in the shared health table"),
                 }
             };
             let shown = if running { "the key" } else { "NULL" };
@@ -175,6 +174,52 @@ pub unsafe extern "C" fn icpqueryisrunning(r: *mut ffi::request_rec, key: *mut c
             }
         }
     })
+}
+
+/// `${icpquerycarp:URL}`: the running cache that owns the URL by CARP (as
+/// `icpquerymap` writes addresses), or NULL when no member is running.
+/// Running means what `icpqueryisrunning` means.
+pub unsafe extern "C" fn icpquerycarp(r: *mut ffi::request_rec, key: *mut c_char) -> *mut c_char {
+    guard(null_mut(), || {
+        // SAFETY: mod_rewrite passes the live request and a C string key.
+        unsafe {
+            let Some(settled) = server::settled((*r).server) else { return null_mut() };
+            let events = Events { at: ErrorLogAt::Request(r), log: settled.log.as_ref() };
+            let url = c_bytes(key);
+            if !settled.mapper {
+                events.log(
+                    level::DEBUG,
+                    format_args!("icpquerycarp \"{}\": ICPQueryMapper is Off -> NULL", Escaped(url)),
+                );
+                return null_mut();
+            }
+            let state = request_state(r);
+            let owner = settled.carp.owner(url, |i| peer_running(settled, state, i));
+            let value = owner.map(|i| settled.cluster.peers[i].ip_text());
+            let rule = if state.queried { "answered this request's query" } else { "not dead" };
+            match &value {
+                Some(v) => events.log(
+                    level::RESULT,
+                    format_args!("icpquerycarp \"{}\" -> \"{v}\" (CARP owner among caches that {rule})", Escaped(url)),
+                ),
+                None => events.log(
+                    level::RESULT,
+                    format_args!("icpquerycarp \"{}\" -> NULL (no CARP member {rule})", Escaped(url)),
+                ),
+            }
+            value.map_or(null_mut(), |v| pool_str((*r).pool, &v))
+        }
+    })
+}
+
+/// Whether peer `i` is running for this request: it answered this
+/// request's query if one ran, else the shared table does not count it dead.
+fn peer_running(settled: &Settled, state: &RequestState, i: usize) -> bool {
+    if state.queried {
+        state.answered.contains(&settled.cluster.peers[i].addr.ip())
+    } else {
+        settled.health.and_then(|h| h.peers.get(i)).is_some_and(|slot| !slot.is_dead())
+    }
 }
 
 /// The peers `key` names: by address (bracketed or not) or by the host
@@ -289,7 +334,7 @@ mod tests {
     use super::*;
 
     fn cluster() -> Cluster {
-        let peer = |host: &str, addr: &str| Peer { host: host.into(), addr: addr.parse().unwrap(), round: 1 };
+        let peer = |host: &str, addr: &str| Peer::new(host, addr.parse().unwrap());
         Cluster {
             peers: vec![
                 peer("cache-a", "192.0.2.1:3130"),

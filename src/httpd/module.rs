@@ -65,6 +65,7 @@ unsafe extern "C" fn pre_config(_: *mut ffi::apr_pool_t, _: *mut ffi::apr_pool_t
             // it is a static string.
             register(c"icpquerymap".as_ptr().cast_mut(), Some(maps::icpquerymap));
             register(c"icpqueryisrunning".as_ptr().cast_mut(), Some(maps::icpqueryisrunning));
+            register(c"icpquerycarp".as_ptr().cast_mut(), Some(maps::icpquerycarp));
         }
         ffi::OK as c_int
     })

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{ffi, guard, module::icpquery_module, pool_own};
-use crate::engine::{Cluster, Health, Peer, Timeout};
+use crate::engine::{carp, Cluster, Health, Peer, Timeout};
 use crate::logfile::LogFile;
 
 /// `ICPQueryProbeInterval` when not set.
@@ -24,6 +24,7 @@ pub struct ServerConfig {
     pub timeout: Option<Timeout>,
     pub dead_time: Option<Duration>,
     pub probe_interval: Option<Duration>,
+    pub carp_variant: Option<carp::Variant>,
     pub log_path: Option<PathBuf>,
     pub log_level: Option<u8>,
     pub bind: Option<IpAddr>,
@@ -41,6 +42,8 @@ pub struct Settled {
     pub cluster: Cluster,
     pub log: Option<LogFile>,
     pub probe_interval: Duration,
+    /// The CARP array over the peers, for `icpquerycarp`.
+    pub carp: carp::Array,
     /// The shared health records of this server's peers (see health.rs).
     pub health: Option<Health<'static>>,
 }
@@ -56,6 +59,7 @@ impl ServerConfig {
             timeout: add.timeout.or(base.timeout),
             dead_time: add.dead_time.or(base.dead_time),
             probe_interval: add.probe_interval.or(base.probe_interval),
+            carp_variant: add.carp_variant.or(base.carp_variant),
             log_path: add.log_path.clone().or_else(|| base.log_path.clone()),
             log_level: add.log_level.or(base.log_level),
             bind: add.bind.or(base.bind),
@@ -86,10 +90,18 @@ impl ServerConfig {
             cluster,
             log,
             probe_interval: self.probe_interval.unwrap_or(DEFAULT_PROBE_INTERVAL),
+            carp: carp_array(&self.peers, self.carp_variant.unwrap_or_default()),
             health: None,
         });
         Ok(())
     }
+}
+
+/// The CARP array of `peers`, members in configuration order.
+fn carp_array(peers: &[Peer], variant: carp::Variant) -> carp::Array {
+    let members: Vec<carp::Member<'_>> =
+        peers.iter().map(|p| carp::Member { name: p.carp_name(), weight: p.weight }).collect();
+    carp::Array::new(&members, variant)
 }
 
 /// Opens each log path once per startup.

@@ -181,6 +181,10 @@ fn newest_file(dir: &Path) -> Option<(std::time::SystemTime, PathBuf)> {
     let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
         let path = entry.path();
+        // The command-line tool is not part of the module.
+        if path.ends_with("bin") {
+            continue;
+        }
         let candidate = if path.is_dir() {
             newest_file(&path)
         } else {

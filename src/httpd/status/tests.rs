@@ -13,11 +13,7 @@ fn cluster(hosts: &[&str]) -> Cluster {
     let peers = hosts
         .iter()
         .enumerate()
-        .map(|(i, host)| Peer {
-            host: (*host).into(),
-            addr: format!("192.0.2.{}:3130", i + 1).parse().unwrap(),
-            round: 1,
-        })
+        .map(|(i, host)| Peer::new(*host, format!("192.0.2.{}:3130", i + 1).parse().unwrap()))
         .collect();
     Cluster { peers, ..Cluster::default() }
 }
