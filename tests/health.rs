@@ -146,6 +146,8 @@ fn graceful_restarts_under_load_lose_no_request() {
         done.load(Ordering::Relaxed)
     );
     let log = c.httpd().module_log();
-    assert!(!log.contains("dropped a datagram") && !log.contains("no reply from"), "{log}");
+    // A loaded Squid may answer late (that costs the request the timeout,
+    // not its success); a datagram meant for another lookup never arrives.
+    assert!(!log.contains("dropped a datagram"), "{log}");
     assert!(c.httpd().error_log().matches("resuming normal operations").count() >= 4);
 }
