@@ -47,7 +47,6 @@ fn hostile_urls_never_crash_or_forge_log_lines() {
     assert!(log.contains("icpquerymap \"http://localhost/wsgi/a\\x0d\\x0a2026-01-01T00:00:00.000000Z [icpquery:0] [pid 1] forged\": not queried"), "{log}");
     assert!(log.contains("icpquerymap \"http://localhost/wsgi/\\xff\\xfe\\x80?q=%0a\""), "{log}");
     assert!(log.contains("wsgi/tab\\x09and\\x1bescape\\x7f"), "{log}");
-    // Every Squid answered every query, whatever the bytes.
-    assert!(!log.contains("no reply from"), "{log}");
+    // No reply was dropped as being for another URL, whatever the bytes.
     assert!(!log.contains("dropped a datagram"), "{log}");
 }

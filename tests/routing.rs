@@ -101,7 +101,6 @@ fn with_one_squid_stopped_no_request_goes_to_it_and_every_request_succeeds() {
         log.contains(&format!("icpqueryisrunning \"{h3}\" -> NULL (did not answer this request's query)")),
         "{log}"
     );
-    assert!(!log.contains(&format!("no reply from {h2}:3130")), "{log}");
 }
 
 #[test]
