@@ -233,7 +233,7 @@ fn probes_go_on_after_a_graceful_restart() {
     // mod_so reloads the module; the new generation's children start their
     // own watchdog once the old generation's has let go of its mutex.
     c.httpd_mut().graceful_restart();
-    let log = wait_for_log(&c, "two probes from the new generation", |log| {
+    wait_for_log(&c, "two probes from the new generation", |log| {
         probe_lines(log).iter().filter(|l| !old_pids.iter().any(|p| p == pid_of(l))).count() >= 2
     });
     let errors = c.httpd().error_log();

@@ -66,7 +66,7 @@ fn a_new_object_goes_to_a_running_cache_and_the_repeat_is_a_hit_there() {
 #[test]
 fn with_one_squid_stopped_no_request_goes_to_it_and_every_request_succeeds() {
     let mut c = Cluster::start(23, Mpm::Event);
-    let [h2, h3, h4] = c.hosts();
+    let [_, h3, h4] = c.hosts();
     warm(&c, h3, "/wsgi/was-at-3");
     warm(&c, h4, "/wsgi/at-4");
     let stopped = c.cache_for(h3).name();
