@@ -39,6 +39,7 @@ fn main() {
         .allowlist_type("apr_OFN_ap_watchdog_(get_instance|register_callback)_t")
         .allowlist_function("ap_hook_(pre_config|post_config|child_init)")
         .allowlist_function("ap_(get|set)_module_config")
+        .allowlist_function("ap_(create_per_dir_config|walk_config)")
         .allowlist_function("ap_get_(request|server)_module_loglevel")
         .allowlist_function("ap_log_(error|rerror)_")
         .allowlist_function("ap_server_root_relative")

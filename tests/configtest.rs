@@ -40,7 +40,11 @@ fn every_directive_accepts_its_documented_forms() {
          ICPQueryBindAddr 127.0.0.1\nICPQueryBindAddr localhost\n\
          ICPQueryPeer 127.0.0.2\nICPQueryPeer 127.0.0.3:3131\nICPQueryPeer localhost:3130\nICPQueryPeer [::1]:3130\n\
          ICPQueryMCastAddr 239.255.255.253\nICPQueryMCastAddr [ff15::1234]:3130\nICPQueryMCastHops 1\nICPQueryMCastHops 255\n\
-         <VirtualHost 127.0.250.1:8080>\n  ICPQueryMapper On\n  ICPQueryPeer 127.0.0.9\n  ICPQueryTimeout 20000\n</VirtualHost>",
+         <VirtualHost 127.0.250.1:8080>\n  ICPQueryMapper On\n  ICPQueryPeer 127.0.0.9\n  ICPQueryTimeout 20000\n</VirtualHost>\n\
+         ICPQueryPeer 127.0.0.6 weight=3 name=cache-6\nICPQueryCARP draft\n\
+         <ICPQueryGroup media-1>\n  ICPQueryPeer 127.0.0.7\n  ICPQueryTimeout auto\n  ICPQueryLog logs/media.log\n</ICPQueryGroup>\n\
+         RewriteEngine On\nRewriteMap m int:icpquerymap:media-1\nRewriteMap r int:icpqueryisrunning:media-1\n\
+         RewriteMap c int:icpquerycarp:media-1\nRewriteMap c0 int:icpquerycarp",
     ));
     assert!(ok, "{stderr}");
 }
@@ -83,7 +87,29 @@ fn wrong_values_are_refused_with_directive_value_and_expectation() {
         ),
         ("ICPQueryProbeInterval soon", "ICPQueryProbeInterval \"soon\": not a number; expected seconds"),
         ("ICPQueryPeer 127.0.0.2 round=3", "ICPQueryPeer \"127.0.0.2 round=3\": round \"3\" is not 1 or 2"),
-        ("ICPQueryPeer 127.0.0.2 weight=2", "ICPQueryPeer \"127.0.0.2 weight=2\": unknown option \"weight=2\""),
+        (
+            "ICPQueryPeer 127.0.0.2 weight=x",
+            "ICPQueryPeer \"127.0.0.2 weight=x\": weight \"x\" is not a whole number from 0 to 65535",
+        ),
+        ("ICPQueryPeer 127.0.0.2 colour=red", "ICPQueryPeer \"127.0.0.2 colour=red\": unknown option \"colour=red\""),
+        ("ICPQueryCARP ketama", "ICPQueryCARP \"ketama\": not a CARP variant; expected squid"),
+        (
+            "<ICPQueryGroup a b>\n</ICPQueryGroup>",
+            "<ICPQueryGroup a b>: not a group name; expected <ICPQueryGroup name>",
+        ),
+        (
+            "<ICPQueryGroup a>\n<ICPQueryGroup b>\n</ICPQueryGroup>\n</ICPQueryGroup>",
+            "<ICPQueryGroup b>: groups cannot be nested",
+        ),
+        (
+            "<ICPQueryGroup a>\n</ICPQueryGroup>\n<ICPQueryGroup a>\n</ICPQueryGroup>",
+            "<ICPQueryGroup a>: a group of that name is already declared",
+        ),
+        (
+            "<VirtualHost 127.0.250.1:8080>\n<ICPQueryGroup a>\n</ICPQueryGroup>\n</VirtualHost>",
+            "<ICPQueryGroup a>: belongs in the main server configuration",
+        ),
+        ("<ICPQueryGroup a>\nICPQueryTimeout -1\n</ICPQueryGroup>", "ICPQueryTimeout \"-1\": negative"),
     ];
     for (line, expected) in cases {
         let stderr = refused(line);

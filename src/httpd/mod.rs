@@ -54,6 +54,15 @@ unsafe fn pool_str(pool: *mut ffi::apr_pool_t, s: &str) -> *mut c_char {
     unsafe { ffi::apr_pstrmemdup(pool, s.as_ptr().cast(), s.len() as ffi::apr_size_t) }
 }
 
+/// Copies `bytes` into `pool` as a NUL-terminated C string.
+///
+/// # Safety
+/// `pool` must be a live APR pool.
+unsafe fn pool_bytes(pool: *mut ffi::apr_pool_t, bytes: &[u8]) -> *mut c_char {
+    // SAFETY: apr_pstrmemdup copies `len` bytes and adds the NUL.
+    unsafe { ffi::apr_pstrmemdup(pool, bytes.as_ptr().cast(), bytes.len() as ffi::apr_size_t) }
+}
+
 /// The bytes of a C string from httpd (NULL reads as empty).
 ///
 /// # Safety

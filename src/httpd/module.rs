@@ -48,25 +48,16 @@ unsafe extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
 
 /// Registers the map functions with mod_rewrite, before `RewriteMap` lines
 /// are read (mod_rewrite checks `int:` names as it reads them).
-unsafe extern "C" fn pre_config(_: *mut ffi::apr_pool_t, _: *mut ffi::apr_pool_t, _: *mut ffi::apr_pool_t) -> c_int {
+unsafe extern "C" fn pre_config(
+    pconf: *mut ffi::apr_pool_t,
+    _: *mut ffi::apr_pool_t,
+    _: *mut ffi::apr_pool_t,
+) -> c_int {
     guard(ffi::OK as c_int, || {
-        // SAFETY: the optional function, when present, has exactly this type.
-        unsafe {
-            let register = ffi::apr_dynamic_fn_retrieve(c"ap_register_rewrite_mapfunc".as_ptr());
-            let Some(register) = register else {
-                // Not an error yet: only `ICPQueryMapper On` needs mod_rewrite,
-                // and it says so at configtest.
-                return ffi::OK as c_int;
-            };
-            // C: void ap_register_rewrite_mapfunc(char *name, rewrite_mapfunc_t *func)
-            type Register = unsafe extern "C" fn(*mut c_char, ffi::rewrite_mapfunc_t);
-            let register: Register = std::mem::transmute::<unsafe extern "C" fn(), Register>(register);
-            // mod_rewrite keeps the name pointer: it must outlive the pool, so
-            // it is a static string.
-            register(c"icpquerymap".as_ptr().cast_mut(), Some(maps::icpquerymap));
-            register(c"icpqueryisrunning".as_ptr().cast_mut(), Some(maps::icpqueryisrunning));
-            register(c"icpquerycarp".as_ptr().cast_mut(), Some(maps::icpquerycarp));
-        }
+        // Without mod_rewrite there is nothing to register with: only
+        // `ICPQueryMapper On` needs it, and it says so at configtest.
+        // SAFETY: mod_rewrite's table of maps lives in pconf too.
+        let _ = unsafe { maps::register(pconf, None) };
         ffi::OK as c_int
     })
 }
@@ -94,6 +85,17 @@ unsafe extern "C" fn post_config(
                 let message = format!("ICPQueryLog: cannot open \"{path}\" for appending: {e}");
                 errorlog::server(s, errorlog::ERR, e.raw_os_error().unwrap_or(0), &message);
                 return HTTP_INTERNAL_SERVER_ERROR; // httpd stops
+            }
+            for group in &mut conf.cache_groups {
+                if let Err(e) = group.config.settle(&mut logs) {
+                    let path = group.config.log_path.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
+                    let message = format!(
+                        "<ICPQueryGroup {}>: ICPQueryLog: cannot open \"{path}\" for appending: {e}",
+                        group.name
+                    );
+                    errorlog::server(s, errorlog::ERR, e.raw_os_error().unwrap_or(0), &message);
+                    return HTTP_INTERNAL_SERVER_ERROR;
+                }
             }
             let settled = conf.settled.as_ref().expect("just settled");
             if settled.mapper && settled.cluster.is_empty() {

@@ -19,7 +19,7 @@ use std::ffi::{c_int, c_void};
 use std::time::{Duration, Instant};
 
 use super::maps::{report, Events};
-use super::{errorlog, ffi, guard, pool_own, server, shared};
+use super::{errorlog, ffi, guard, pool_own, server};
 use crate::engine::{self, Cluster, Health};
 use crate::logfile::level;
 
@@ -35,6 +35,9 @@ struct Region {
     /// The first server probing it, main server first: its log and error
     /// log are written, its timeout and dead time apply.
     server: *const ffi::server_rec,
+    /// The cache group (index) whose settings and log apply, if the region
+    /// was first found in one.
+    group: Option<usize>,
     /// That server's peers, without multicast groups: they have no health
     /// record, and asking one would make every probe wait its full timeout.
     cluster: Cluster,
@@ -105,9 +108,8 @@ pub unsafe fn start(pconf: *mut ffi::apr_pool_t, main: *mut ffi::server_rec) {
 unsafe fn regions(main: *mut ffi::server_rec) -> Vec<Region> {
     let mut regions: Vec<Region> = Vec::new();
     // SAFETY: the live, settled server list.
-    for s in unsafe { shared::server_list(main) } {
-        // SAFETY: as above.
-        let Some(settled) = (unsafe { server::settled(s) }) else { continue };
+    for configured in unsafe { server::every_settled(main) } {
+        let (s, settled) = (configured.server, configured.settled);
         let Some(health) = settled.health else { continue };
         if !settled.mapper || settled.probe_interval.is_zero() || settled.cluster.peers.is_empty() {
             continue;
@@ -117,6 +119,7 @@ unsafe fn regions(main: *mut ffi::server_rec) -> Vec<Region> {
             Some(region) => region.interval = region.interval.min(interval),
             None => regions.push(Region {
                 server: s,
+                group: configured.group.map(|(_, k)| k),
                 cluster: Cluster { groups: Vec::new(), ..settled.cluster.clone() },
                 health,
                 interval,
@@ -154,7 +157,12 @@ unsafe extern "C" fn tick(state: c_int, data: *mut c_void, _pool: *mut ffi::apr_
 fn probe(region: &Region) {
     // SAFETY: server configurations live in pconf, which outlives the
     // watchdog thread.
-    let settled = unsafe { server::settled(region.server) };
+    let settled = unsafe {
+        match region.group {
+            None => server::settled(region.server),
+            Some(k) => server::group_settled(k),
+        }
+    };
     // SAFETY: as above.
     let events = unsafe { Events::for_server(region.server, settled.and_then(|s| s.log.as_ref())) };
     let url = PROBE_URL.as_bytes();

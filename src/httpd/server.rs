@@ -32,8 +32,19 @@ pub struct ServerConfig {
     /// A virtual host adds its peers to the main server's, as the original did.
     pub peers: Vec<Peer>,
     pub groups: Vec<SocketAddr>,
+    /// `<ICPQueryGroup name>` blocks (main server only), in the order read:
+    /// the order fixes which `icpquerymap:NAME` function serves each.
+    pub cache_groups: Vec<CacheGroup>,
     /// Settled in post_config; read-only while requests run.
     pub settled: Option<Settled>,
+}
+
+/// A named, independent set of caches with settings of its own, served by
+/// its own maps (`int:icpquerymap:NAME` and the like).
+pub struct CacheGroup {
+    pub name: String,
+    /// Boxed: httpd holds a pointer to it while the block is read.
+    pub config: Box<ServerConfig>,
 }
 
 /// What a server's lookups use, fixed before any request arrives.
@@ -66,6 +77,7 @@ impl ServerConfig {
             mcast_hops: add.mcast_hops.or(base.mcast_hops),
             peers,
             groups,
+            cache_groups: Vec::new(),
             settled: None,
         }
     }
@@ -144,6 +156,57 @@ pub unsafe fn settled<'a>(s: *const ffi::server_rec) -> Option<&'a Settled> {
             ffi::ap_get_module_config((*s).module_config, std::ptr::addr_of!(icpquery_module)).cast::<ServerConfig>();
         (*conf).settled.as_ref()
     }
+}
+
+/// Cache group `index` (in configuration order) of the running
+/// configuration, settled.
+///
+/// # Safety
+/// Only while a configuration is live (from post_config on).
+pub unsafe fn group_settled<'a>(index: usize) -> Option<&'a Settled> {
+    // SAFETY: ap_server_conf is the live main server; groups live in its
+    // pool-owned configuration, read-only while requests run.
+    unsafe {
+        let main = ffi::ap_server_conf;
+        if main.is_null() {
+            return None;
+        }
+        let conf = ffi::ap_get_module_config((*main).module_config, std::ptr::addr_of!(icpquery_module))
+            .cast::<ServerConfig>();
+        (&(*conf).cache_groups).get(index)?.config.settled.as_ref()
+    }
+}
+
+/// One settled configuration: a server's own, or one of its cache groups.
+pub struct Configured<'a> {
+    pub server: *mut ffi::server_rec,
+    /// The cache group's name and index, or `None` for the server's own.
+    pub group: Option<(&'a str, usize)>,
+    pub settled: &'a Settled,
+}
+
+/// Every settled configuration: each server's own, then the main server's
+/// cache groups.
+///
+/// # Safety
+/// `main` must be the live, settled server list.
+pub unsafe fn every_settled<'a>(main: *mut ffi::server_rec) -> Vec<Configured<'a>> {
+    let mut all = Vec::new();
+    // SAFETY: walking the live list; configurations are read-only now.
+    for s in unsafe { super::shared::server_list(main) } {
+        let conf = unsafe {
+            &*ffi::ap_get_module_config((*s).module_config, std::ptr::addr_of!(icpquery_module)).cast::<ServerConfig>()
+        };
+        if let Some(settled) = conf.settled.as_ref() {
+            all.push(Configured { server: s, group: None, settled });
+        }
+        for (index, group) in conf.cache_groups.iter().enumerate() {
+            if let Some(settled) = group.config.settled.as_ref() {
+                all.push(Configured { server: s, group: Some((&group.name, index)), settled });
+            }
+        }
+    }
+    all
 }
 
 pub unsafe extern "C" fn create_server_config(pool: *mut ffi::apr_pool_t, _s: *mut ffi::server_rec) -> *mut c_void {

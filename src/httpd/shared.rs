@@ -21,19 +21,23 @@ use crate::engine::{ClusterSlot, Health, PeerSlot};
 /// `main` must be the live server list, settled; `pconf` the pool the
 /// configuration lives in.
 pub unsafe fn attach_health(pconf: *mut ffi::apr_pool_t, main: *mut ffi::server_rec) -> Result<(), String> {
-    // SAFETY: walking httpd's server list.
-    let servers = unsafe { server_list(main) };
+    // Every settled configuration: servers' own and the cache groups.
+    let mut settled: Vec<&mut server::Settled> = Vec::new();
+    // SAFETY: walking httpd's server list; nothing else borrows the configs.
+    for s in unsafe { server_list(main) } {
+        let conf = unsafe { server::of_mut(s) };
+        settled.extend(conf.settled.as_mut());
+        settled.extend(conf.cache_groups.iter_mut().filter_map(|g| g.config.settled.as_mut()));
+    }
     let mut regions: HashMap<Vec<SocketAddr>, usize> = HashMap::new();
-    let mut region_of = Vec::with_capacity(servers.len());
+    let mut region_of = Vec::with_capacity(settled.len());
     let mut region_peers: Vec<usize> = Vec::new();
-    for &s in &servers {
-        // SAFETY: `s` is live and settled; nothing else borrows it now.
-        let settled = unsafe { server::of_mut(s) }.settled.as_ref().expect("settled before attach");
-        let key: Vec<SocketAddr> = settled.cluster.peers.iter().map(|p| p.addr).collect();
+    for conf in &settled {
+        let key: Vec<SocketAddr> = conf.cluster.peers.iter().map(|p| p.addr).collect();
         let next = regions.len();
         let region = *regions.entry(key).or_insert(next);
         if region == next {
-            region_peers.push(settled.cluster.peers.len());
+            region_peers.push(conf.cluster.peers.len());
         }
         region_of.push(region);
     }
@@ -62,9 +66,8 @@ pub unsafe fn attach_health(pconf: *mut ffi::apr_pool_t, main: *mut ffi::server_
         views.push(view);
         peer_base = unsafe { peer_base.add(n) };
     }
-    for (&s, region) in servers.iter().zip(region_of) {
-        // SAFETY: as above.
-        unsafe { server::of_mut(s) }.settled.as_mut().expect("settled").health = Some(views[region]);
+    for (conf, region) in settled.iter_mut().zip(region_of) {
+        conf.health = Some(views[region]);
     }
     Ok(())
 }

@@ -18,7 +18,7 @@ use std::ffi::{c_int, CStr};
 use std::ptr::null;
 
 use self::format::{RegionView, ServerView};
-use super::{c_bytes, ffi, guard, server, shared};
+use super::{c_bytes, ffi, guard, server};
 use crate::engine::{health::now_us, ClusterSlot};
 
 /// The `SetHandler` name of the page.
@@ -108,15 +108,17 @@ unsafe extern "C" fn status_hook(r: *mut ffi::request_rec, flags: c_int) -> c_in
 /// `main` must be the live server list, settled.
 unsafe fn regions<'a>(main: *mut ffi::server_rec) -> Vec<RegionView<'a>> {
     let mut regions: Vec<(*const ClusterSlot, RegionView<'a>)> = Vec::new();
-    // SAFETY: walking httpd's live server list.
-    for s in unsafe { shared::server_list(main) } {
-        // SAFETY: `s` is live; its settled config is read-only while
-        // requests run and lives as long as the configuration.
-        let Some(settled) = (unsafe { server::settled(s) }) else { continue };
+    // SAFETY: the live, settled server list; settled configs are read-only
+    // while requests run and live as long as the configuration.
+    for configured in unsafe { server::every_settled(main) } {
+        let settled = configured.settled;
         let Some(health) = settled.health else { continue };
         let view = ServerView {
-            // SAFETY: `s` is live.
-            name: unsafe { server_label(s) },
+            name: match configured.group {
+                Some((group, _)) => format!("cache group {group}"),
+                // SAFETY: the server is live.
+                None => unsafe { server_label(configured.server) },
+            },
             mapper: settled.mapper,
             timeout: settled.cluster.timeout,
             dead_time: settled.cluster.dead_time,
