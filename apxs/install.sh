@@ -14,4 +14,7 @@ APXS="$APXS" cargo build --release --locked
 # apxs installs a file under the name httpd loads it by.
 cp target/release/libmod_icpquery.so target/release/mod_icpquery.so
 "$APXS" -i "${activate[@]}" -n icpquery target/release/mod_icpquery.so
-echo "installed into $("$APXS" -q LIBEXECDIR)/mod_icpquery.so"
+# The command-line tool goes beside httpd's own programs.
+bindir="$("$APXS" -q SBINDIR)"
+install -m 755 target/release/icpquery "$bindir/icpquery"
+echo "installed $("$APXS" -q LIBEXECDIR)/mod_icpquery.so and $bindir/icpquery"

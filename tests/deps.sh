@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that building, the demo and the tests need,
-# when they are missing: httpd and its headers, Squid, clang for bindgen.
+# when they are missing: httpd and its headers, Squid, clang for bindgen,
+# node to run the generated PAC files.
 set -euo pipefail
-packages=(apache2 apache2-dev squid libclang-dev)
+packages=(apache2 apache2-dev squid libclang-dev nodejs)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
