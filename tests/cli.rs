@@ -531,3 +531,29 @@ fn usage_errors_are_one_line_and_exit_2() {
         assert!(run.stdout.is_empty(), "{args:?}: {run:?}");
     }
 }
+
+#[test]
+fn a_cache_group_of_the_configuration_is_chosen_with_vhost_group() {
+    let dir = TestDir::new("cli-group");
+    let conf = dir.join("httpd.conf");
+    write(
+        &conf,
+        "ICPQueryPeer 127.0.90.40\n<ICPQueryGroup media>\n  ICPQueryPeer 127.0.90.41 weight=2 name=big\n  \
+         ICPQueryPeer 127.0.90.42\n</ICPQueryGroup>\n",
+    );
+    let conf = conf.display().to_string();
+    let url = "http://localhost/clip";
+    let group = icpquery(&["carp", "--config", &conf, "--vhost", "group:media", url]);
+    assert_eq!(group.code, 0, "{group:?}");
+    let members = [Member { name: "big", weight: 2 }, Member { name: "127.0.90.42", weight: 1 }];
+    let owner = Array::new(&members, Variant::Squid).owner(url.as_bytes(), |_| true).unwrap();
+    let addr = ["127.0.90.41", "127.0.90.42"][owner];
+    assert!(group.stdout.contains(&format!("owner: {} ({addr}:3130)", members[owner].name)), "{group:?}");
+    assert!(!group.stdout.contains("127.0.90.40"), "the main server's cache is not in the group: {group:?}");
+
+    let main = icpquery(&["carp", "--config", &conf, url]);
+    assert!(main.stdout.contains("owner: 127.0.90.40"), "{main:?}");
+    let missing = icpquery(&["carp", "--config", &conf, "--vhost", "group:none", url]);
+    assert_eq!(missing.code, 1);
+    assert!(missing.error_line().ends_with("no <ICPQueryGroup none> in the configuration"), "{missing:?}");
+}

@@ -313,7 +313,8 @@ Cluster options (every command; options may come before or after the command):
   --vhost NAME        use the <VirtualHost> with this address, ServerName or
                       ServerAlias: its ICPQuery* lines add to (peers, groups) or
                       replace (the rest) the main server's; without --vhost,
-                      lines inside <VirtualHost> are checked but not used
+                      lines inside <VirtualHost> are checked but not used;
+                      --vhost group:NAME uses <ICPQueryGroup NAME> instead
   --peer 'HOST[:PORT] [OPTIONS]'
                       one more cache, written as for ICPQueryPeer (port 3130 by
                       default); repeatable; added after the configuration's

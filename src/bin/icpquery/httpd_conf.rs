@@ -73,6 +73,8 @@ pub struct VirtualHost {
 pub struct HttpdConf {
     pub main: Settings,
     pub vhosts: Vec<VirtualHost>,
+    /// `<ICPQueryGroup name>` blocks: independent of the servers' settings.
+    pub groups: Vec<(String, Settings)>,
 }
 
 impl HttpdConf {
@@ -81,6 +83,12 @@ impl HttpdConf {
     /// the main server's as httpd merges them.
     pub fn settings_for(&self, vhost: Option<&str>) -> Result<Settings, String> {
         let Some(name) = vhost else { return Ok(self.main.clone()) };
+        if let Some(group) = name.strip_prefix("group:") {
+            return match self.groups.iter().find(|(n, _)| n == group) {
+                Some((_, settings)) => Ok(settings.clone()),
+                None => Err(format!("no <ICPQueryGroup {group}> in the configuration")),
+            };
+        }
         let found = self.vhosts.iter().find(|v| {
             v.names.iter().any(|n| n.eq_ignore_ascii_case(name)) || v.addrs.iter().any(|a| a.eq_ignore_ascii_case(name))
         });
@@ -150,6 +158,8 @@ impl fmt::Display for ConfError {
 struct Context {
     /// Inside this virtual host (index into `HttpdConf::vhosts`).
     vhost: Option<usize>,
+    /// Inside this cache group (index into `HttpdConf::groups`).
+    group: Option<usize>,
     /// Inside a per-directory section (`<Directory>`, `<Location>` …),
     /// where server directives are refused: its name.
     directory_section: Option<String>,
@@ -232,6 +242,11 @@ impl Reader {
                             settings: Settings::default(),
                         });
                         context.vhost = Some(self.conf.vhosts.len() - 1);
+                        false
+                    }
+                    "icpquerygroup" => {
+                        self.conf.groups.push((args.to_string(), Settings::default()));
+                        context.group = Some(self.conf.groups.len() - 1);
                         false
                     }
                     s @ ("ifmodule" | "ifdefine" | "ifversion" | "iffile" | "ifdirective" | "ifsection") => {
@@ -323,9 +338,10 @@ impl Reader {
         if let Some(section) = &context.directory_section {
             return Err(format!("{canonical} not allowed in <{section}> context"));
         }
-        let settings = match context.vhost {
-            Some(v) => &mut self.conf.vhosts[v].settings,
-            None => &mut self.conf.main,
+        let settings = match (context.group, context.vhost) {
+            (Some(g), _) => &mut self.conf.groups[g].1,
+            (None, Some(v)) => &mut self.conf.vhosts[v].settings,
+            (None, None) => &mut self.conf.main,
         };
         let e = |e: ValueError| e.to_string();
         match canonical {
