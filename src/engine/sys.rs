@@ -6,9 +6,18 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-/// Waits until one of `sockets` is readable or `timeout` passes; returns
-/// which are readable (all false on timeout).
-pub fn wait_readable<S: AsRawFd>(sockets: &[S], timeout: Duration) -> io::Result<Vec<bool>> {
+/// What a socket has waiting.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ready {
+    /// Datagrams to read.
+    pub data: bool,
+    /// An ICMP error on the error queue.
+    pub error: bool,
+}
+
+/// Waits until one of `sockets` has something or `timeout` passes; says
+/// what each has (nothing on timeout).
+pub fn wait_readable<S: AsRawFd>(sockets: &[S], timeout: Duration) -> io::Result<Vec<Ready>> {
     let mut fds: Vec<libc::pollfd> =
         sockets.iter().map(|s| libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
     let ts = libc::timespec {
@@ -19,13 +28,14 @@ pub fn wait_readable<S: AsRawFd>(sockets: &[S], timeout: Duration) -> io::Result
     // timespec; ppoll writes only `revents`.
     let n = unsafe { libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, &ts, std::ptr::null()) };
     if n >= 0 {
-        return Ok(fds.iter().map(|p| p.revents != 0).collect());
+        let ready = |p: &libc::pollfd| Ready { data: p.revents & libc::POLLIN != 0, error: p.revents & libc::POLLERR != 0 };
+        return Ok(fds.iter().map(ready).collect());
     }
     let err = io::Error::last_os_error();
     if err.kind() == io::ErrorKind::Interrupted {
         // A signal (httpd uses them for graceful restarts) cut the wait
         // short; the caller recomputes the remaining time and waits again.
-        return Ok(vec![false; fds.len()]);
+        return Ok(vec![Ready::default(); fds.len()]);
     }
     Err(err)
 }

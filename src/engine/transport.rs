@@ -157,16 +157,19 @@ fn receive_until(
             break;
         }
         let ready = sys::wait_readable(&sockets.all, deadline - now).map_err(LookupError::Wait)?;
-        for (socket, _) in sockets.all.iter().zip(ready).filter(|(_, r)| *r) {
-            take_icmp_errors(socket, lookup);
-            // Drain everything queued: a flood must not delay real replies.
-            loop {
+        for (socket, ready) in sockets.all.iter().zip(ready) {
+            if ready.error {
+                take_icmp_errors(socket, lookup);
+            }
+            // Drain everything queued (a flood must not delay real replies),
+            // until nothing more is waited for.
+            while ready.data && !lookup.is_complete() {
                 match socket.recv_from(buf) {
                     Ok((n, from)) => lookup.on_datagram(from, &buf[..n], start.elapsed()),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    // The pending error of an ICMP message already taken
-                    // from the error queue above.
-                    Err(e) if e.raw_os_error().is_some_and(is_icmp_errno) => continue,
+                    // The pending error of an ICMP message: take it from the
+                    // error queue, then read on.
+                    Err(e) if e.raw_os_error().is_some_and(is_icmp_errno) => take_icmp_errors(socket, lookup),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(LookupError::Wait(e)),
                 }
