@@ -335,6 +335,18 @@ impl Drop for Proc {
 
 // ---------------------------------------------------------------- the cluster
 
+/// How `Cluster::start_caches_with` / `start_with_options` set up the caches
+/// and origins. The default is what `start_caches` / `start_with` do.
+#[derive(Clone, Debug, Default)]
+pub struct CacheOptions {
+    /// Lines appended to each Squid's squid.conf, in the order of `host_ips`
+    /// (e.g. `squid::memory_conf(2048, 64)`); "" adds nothing.
+    pub squid_extra_conf: [String; 3],
+    /// Pad every origin body to at least this many bytes (0: the usual
+    /// one-line body).
+    pub origin_body_len: usize,
+}
+
 /// The seed's topology on loopback: three origins, three Squid accelerators
 /// and (unless started with `start_caches`) the portal httpd with the seed
 /// configuration. Everything is stopped on Drop: httpd first, then the
@@ -366,15 +378,41 @@ impl Cluster {
         cluster
     }
 
+    /// Like `start_with`, with the caches and origins set up by `caches`
+    /// (see `CacheOptions`).
+    pub fn start_with_options(
+        net: u8,
+        mpm: Mpm,
+        caches: &CacheOptions,
+        portal_conf: impl FnOnce(&Path) -> String,
+    ) -> Cluster {
+        let mut cluster = Cluster::start_caches_with(net, caches);
+        let opts =
+            HttpdOptions { net, mpm, portal_conf: portal_conf(cluster.dir.path()), module: httpd::module_path() };
+        cluster.httpd = Some(Httpd::start(cluster.dir.path(), opts));
+        cluster
+    }
+
     /// Origins and Squids only, no portal (needs no module).
     pub fn start_caches(net: u8) -> Cluster {
+        Cluster::start_caches_with(net, &CacheOptions::default())
+    }
+
+    /// Like `start_caches`, with the caches and origins set up by `caches`.
+    pub fn start_caches_with(net: u8, caches: &CacheOptions) -> Cluster {
         let dir = TestDir::new(&format!("net{net}"));
-        let origins: Vec<Origin> =
-            host_ips(net).iter().map(|ip| Origin::start(SocketAddr::from((*ip, ORIGIN_PORT)))).collect();
+        let origins: Vec<Origin> = host_ips(net)
+            .iter()
+            .map(|ip| Origin::start_with_body_len(SocketAddr::from((*ip, ORIGIN_PORT)), caches.origin_body_len))
+            .collect();
         // Spawn all three, then wait for each: start-up overlaps.
         let mut squids: Vec<Squid> = host_ips(net)
             .iter()
-            .map(|ip| Squid::spawn(&dir.join(format!("squid{}", ip.octets()[3])), *ip, ORIGIN_PORT))
+            .enumerate()
+            .map(|(i, ip)| {
+                let dir = dir.join(format!("squid{}", ip.octets()[3]));
+                Squid::spawn_with(&dir, *ip, ORIGIN_PORT, &caches.squid_extra_conf[i])
+            })
             .collect();
         for s in squids.iter_mut() {
             s.wait_ready();

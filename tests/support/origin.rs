@@ -1,6 +1,8 @@
 //! The "application server": a small HTTP/1.1 origin on threads inside the
 //! test process. Every GET gets 200 with `Cache-Control: public,
-//! max-age=3600`, `X-Origin: <ip>` and the body `origin <ip> <path?query>\n`.
+//! max-age=3600`, `X-Origin: <ip>` and the body `origin <ip> <path?query>\n`
+//! (padded with filler lines to a fixed length when started with
+//! `start_with_body_len`).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -18,6 +20,8 @@ struct Shared {
     conns: Mutex<HashMap<u64, TcpStream>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     stopping: AtomicBool,
+    /// Pad every 200 body to at least this many bytes (0: no padding).
+    body_len: usize,
 }
 
 pub struct Origin {
@@ -29,8 +33,14 @@ pub struct Origin {
 impl Origin {
     /// Bind `addr` (e.g. 127.0.<net>.2:8001) and serve until dropped.
     pub fn start(addr: SocketAddr) -> Origin {
+        Origin::start_with_body_len(addr, 0)
+    }
+
+    /// Like `start`, but every 200 body is padded to at least `body_len`
+    /// bytes: the usual first line, then filler lines of `.` (0: no padding).
+    pub fn start_with_body_len(addr: SocketAddr, body_len: usize) -> Origin {
         let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("origin: cannot listen on {addr}: {e}"));
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared { body_len, ..Shared::default() });
         let sh = shared.clone();
         let acceptor = std::thread::Builder::new()
             .name(format!("origin {addr}"))
@@ -162,12 +172,23 @@ fn serve_connection(stream: TcpStream, ip: &str, shared: &Shared) -> std::io::Re
         let keep_alive =
             if version == "HTTP/1.0" { conn_header.contains("keep-alive") } else { !conn_header.contains("close") };
         *shared.counts.lock().unwrap().entry(target.clone()).or_insert(0) += 1;
-        let body = format!("origin {ip} {target}\n");
+        let body = pad_body(format!("origin {ip} {target}\n"), shared.body_len);
         respond(&mut writer, 200, "OK", ip, body.as_bytes(), method == "HEAD", keep_alive)?;
         if !keep_alive {
             return Ok(());
         }
     }
+}
+
+/// `body` followed by lines of `.` (64 bytes each, the last one shorter)
+/// up to `len` bytes; unchanged when it is already that long.
+fn pad_body(mut body: String, len: usize) -> String {
+    while body.len() < len {
+        let line = (len - body.len()).min(64);
+        body.push_str(&".".repeat(line - 1));
+        body.push('\n');
+    }
+    body
 }
 
 fn respond(

@@ -50,17 +50,59 @@ impl Squid {
 
     /// Start without waiting; call `wait_ready` (lets several start at once).
     pub fn spawn(dir: &Path, host: Ipv4Addr, origin_port: u16) -> Squid {
+        Squid::spawn_with(dir, host, origin_port, "")
+    }
+
+    /// Like `spawn`, with `extra_conf` appended to the generated squid.conf
+    /// (a later line wins over the base file's, e.g. `cache_mem 2 MB`; see
+    /// `memory_conf` and `ufs_conf`). `{dir}` in it stands for this
+    /// instance's directory. When the configuration has a `cache_dir`, its
+    /// swap directories are created first (`squid -z`).
+    pub fn spawn_with(dir: &Path, host: Ipv4Addr, origin_port: u16, extra_conf: &str) -> Squid {
         std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
         set_mode(dir, 0o755);
         give_to(dir, SQUID_USER);
         let conf = dir.join("squid.conf");
-        std::fs::write(&conf, squid_conf(dir, host, origin_port))
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
+        let mut text = squid_conf(dir, host, origin_port);
+        if !extra_conf.is_empty() {
+            text.push_str("\n# ---- extra lines for this instance (Squid::spawn_with) ----\n");
+            text.push_str(&extra_conf.replace("{dir}", &dir.display().to_string()));
+            text.push('\n');
+        }
+        let has_cache_dir = text.lines().any(|l| l.trim_start().starts_with("cache_dir "));
+        std::fs::write(&conf, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
         let n = INSTANCE.fetch_add(1, Ordering::SeqCst);
         let service = format!("icpq{}i{n}", std::process::id());
         let mut s = Squid { host, origin_port, dir: dir.to_path_buf(), conf, proc: None, starts: 0, service };
+        if has_cache_dir {
+            s.create_swap_dirs();
+        }
         s.spawn_process();
         s
+    }
+
+    /// `squid -z`: create the configuration's cache_dir swap directories
+    /// (Squid refuses to start without them); returns when they exist.
+    fn create_swap_dirs(&self) {
+        let out = Command::new(SQUID_BIN)
+            .arg("-z")
+            .arg("-N")
+            .arg("-n")
+            .arg(&self.service)
+            .arg("-f")
+            .arg(&self.conf)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("{}: cannot run {SQUID_BIN} -z: {e}", self.name()));
+        assert!(
+            out.status.success(),
+            "{}: squid -z failed ({}); read {}:\n{}{}",
+            self.name(),
+            out.status,
+            self.cache_log_path().display(),
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.cache_log_path(), 30)
+        );
     }
 
     fn spawn_process(&mut self) {
@@ -273,6 +315,28 @@ pub fn squid_conf(dir: &Path, host: Ipv4Addr, origin_port: u16) -> String {
         last = host.octets()[3],
     ));
     out
+}
+
+/// squid.conf lines for a memory cache of `cache_mem_kib` KiB that keeps
+/// objects up to `max_object_kib` KiB in memory (for `Squid::spawn_with`).
+pub fn memory_conf(cache_mem_kib: u64, max_object_kib: u64) -> String {
+    format!("cache_mem {cache_mem_kib} KB\nmaximum_object_size_in_memory {max_object_kib} KB\n")
+}
+
+/// squid.conf lines for a disk cache instead of the memory cache: a `ufs`
+/// cache_dir of `mbytes` MB in the instance's directory (LRU replacement;
+/// once a second Squid trims it to `cache_swap_low`, here `low_pct` percent,
+/// with `cache_swap_high` one point above) and no memory cache
+/// (`cache_mem 0`). For `Squid::spawn_with`, which runs `squid -z` for it.
+pub fn ufs_conf(mbytes: u64, low_pct: u32) -> String {
+    format!(
+        "cache_mem 0 MB\n\
+         cache_dir ufs {{dir}}/cache {mbytes} 1 16\n\
+         cache_replacement_policy lru\n\
+         cache_swap_low {low_pct}\n\
+         cache_swap_high {}\n",
+        low_pct + 1
+    )
 }
 
 static REQNUM: AtomicU32 = AtomicU32::new(1);
