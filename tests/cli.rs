@@ -5,16 +5,13 @@
 
 mod support;
 
-use std::net::UdpSocket;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use mod_icpquery::engine::carp::{Array, Member, Variant};
-use mod_icpquery::icp::{Message, Opcode};
+use mod_icpquery::icp::Opcode;
+use support::responder::Responder;
 
 use support::httpd::{httpd_binary, main_conf, module_path, HttpdOptions, Mpm};
 use support::{http, Cluster, TestDir};
@@ -62,63 +59,6 @@ impl std::fmt::Debug for Run {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Answer {
-    Hit,
-    Miss,
-    /// Reads queries and never answers.
-    Silent,
-    /// MISS, after this long.
-    SlowMiss(Duration),
-}
-
-/// An ICP responder on its own thread, built on the crate's codec.
-struct Responder {
-    stop: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl Responder {
-    fn start(addr: &str, answer: Answer) -> Responder {
-        let socket = UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind responder {addr}: {e}"));
-        socket.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let thread = thread::spawn(move || {
-            let mut buf = [0u8; 16384];
-            let mut out = Vec::new();
-            while !stopped.load(Ordering::Relaxed) {
-                let Ok((n, from)) = socket.recv_from(&mut buf) else { continue };
-                let Ok(query) = Message::decode(&buf[..n]) else { continue };
-                if query.opcode != Opcode::Query {
-                    continue;
-                }
-                let opcode = match answer {
-                    Answer::Silent => continue,
-                    Answer::Hit => Opcode::Hit,
-                    Answer::Miss => Opcode::Miss,
-                    Answer::SlowMiss(d) => {
-                        thread::sleep(d);
-                        Opcode::Miss
-                    }
-                };
-                query.reply(opcode).encode(&mut out).unwrap();
-                socket.send_to(&out, from).unwrap();
-            }
-        });
-        Responder { stop, thread: Some(thread) }
-    }
-}
-
-impl Drop for Responder {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn suggested(run: &Run) -> u64 {
     let line = run.line("suggested ICPQueryTimeout: ");
     line["suggested ICPQueryTimeout: ".len()..].parse().unwrap_or_else(|_| panic!("{run:?}"))
@@ -135,10 +75,10 @@ fn write(path: &Path, text: &str) {
 
 #[test]
 fn query_prints_each_peer_reply_and_rtt_and_a_suggested_timeout() {
-    let _hit = Responder::start("127.0.90.2:3130", Answer::Hit);
-    let _miss = Responder::start("127.0.90.3:3130", Answer::Miss);
-    let _slow = Responder::start("127.0.90.4:3130", Answer::SlowMiss(Duration::from_millis(5)));
-    let _silent = Responder::start("127.0.90.5:3130", Answer::Silent);
+    let _hit = Responder::start("127.0.90.2:3130", |_| Some(Opcode::Hit));
+    let _miss = Responder::start("127.0.90.3:3130", |_| Some(Opcode::Miss));
+    let _slow = Responder::start_after("127.0.90.4:3130", Duration::from_millis(5), |_| Some(Opcode::Miss));
+    let _silent = Responder::start("127.0.90.5:3130", |_| None);
     // 127.0.90.6:3130: nothing listens, loopback answers ICMP port unreachable.
     let run = icpquery(&[
         "query",
@@ -195,7 +135,7 @@ fn query_prints_each_peer_reply_and_rtt_and_a_suggested_timeout() {
 
 #[test]
 fn fast_caches_get_the_least_suggested_timeout_and_one_lookup_prints_one_rtt() {
-    let _a = Responder::start("127.0.90.7:3130", Answer::Miss);
+    let _a = Responder::start("127.0.90.7:3130", |_| Some(Opcode::Miss));
     let run = icpquery(&["query", "--peer", "127.0.90.7", "http://localhost/one"]);
     assert_eq!(run.code, 0, "{run:?}");
     let line = run.line("127.0.90.7:3130 ");
@@ -211,7 +151,7 @@ fn fast_caches_get_the_least_suggested_timeout_and_one_lookup_prints_one_rtt() {
 
 #[test]
 fn query_exits_1_when_no_cache_answers() {
-    let _silent = Responder::start("127.0.90.8:3130", Answer::Silent);
+    let _silent = Responder::start("127.0.90.8:3130", |_| None);
     let run = icpquery(&[
         "query",
         "http://localhost/nobody",
@@ -299,9 +239,9 @@ fn config_peers_come_from_an_included_file_and_peer_flags_add_to_them() {
          </IfModule>\n",
     );
     let conf = conf.to_str().unwrap();
-    let _a = Responder::start("127.0.91.2:3130", Answer::Hit);
-    let _b = Responder::start("127.0.91.3:3130", Answer::Miss);
-    let _c = Responder::start("127.0.91.4:3130", Answer::Miss);
+    let _a = Responder::start("127.0.91.2:3130", |_| Some(Opcode::Hit));
+    let _b = Responder::start("127.0.91.3:3130", |_| Some(Opcode::Miss));
+    let _c = Responder::start("127.0.91.4:3130", |_| Some(Opcode::Miss));
     // --config before the command, --peer after it.
     let run = icpquery(&["--config", conf, "query", "http://localhost/cfg", "--peer", "127.0.91.4"]);
     assert_eq!(run.code, 0, "{run:?}");

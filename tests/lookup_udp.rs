@@ -1,56 +1,23 @@
 //! The engine over real UDP on loopback: small ICP responders built on the
 //! crate's codec answer like Squid does, and lookups run against them.
 
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+mod support;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use mod_icpquery::engine::{self, Cluster, LocalHealth, LookupError, Outcome, Peer, Timeout};
-use mod_icpquery::icp::{Message, Opcode};
+use mod_icpquery::icp::Opcode;
+use support::responder::Responder;
 
-/// An ICP responder on its own thread: answers HIT for URLs `holds` accepts,
-/// MISS for the rest, or nothing at all when `silent`.
-struct Responder {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl Responder {
-    fn start(addr: &str, silent: bool, holds: fn(&[u8]) -> bool) -> Responder {
-        let socket = UdpSocket::bind(addr).expect("bind responder");
-        socket.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let thread = thread::spawn(move || {
-            let mut buf = [0u8; 16384];
-            let mut out = Vec::new();
-            while !stopped.load(Ordering::Relaxed) {
-                let Ok((n, from)) = socket.recv_from(&mut buf) else {
-                    continue;
-                };
-                let Ok(query) = Message::decode(&buf[..n]) else {
-                    continue;
-                };
-                if silent || query.opcode != Opcode::Query {
-                    continue;
-                }
-                let opcode = if holds(query.url()) { Opcode::Hit } else { Opcode::Miss };
-                query.reply(opcode).encode(&mut out).unwrap();
-                socket.send_to(&out, from).unwrap();
-            }
-        });
-        Responder { addr: addr.parse().unwrap(), stop, thread: Some(thread) }
-    }
-}
-
-impl Drop for Responder {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().unwrap().join().unwrap();
-    }
+/// A cache that answers HIT for the URLs `holds` accepts and MISS for the
+/// rest, or (`silent`) never answers.
+fn cache(addr: &str, silent: bool, holds: fn(&[u8]) -> bool) -> Responder {
+    Responder::start(addr, move |url| {
+        (!silent).then_some(if holds(url) { Opcode::Hit } else { Opcode::Miss })
+    })
 }
 
 fn cluster(responders: &[&Responder], timeout: Duration) -> Cluster {
@@ -75,9 +42,9 @@ fn owner(url: &[u8]) -> Option<u8> {
 
 #[test]
 fn every_peer_answers_so_the_lookup_ends_without_waiting_for_the_deadline() {
-    let a = Responder::start("127.0.8.2:3130", false, |u| u.ends_with(b"/a"));
-    let b = Responder::start("127.0.8.3:3130", false, |u| u.ends_with(b"/a") || u.ends_with(b"/b"));
-    let c = Responder::start("127.0.8.4:3130", false, |_| false);
+    let a = cache("127.0.8.2:3130", false, |u| u.ends_with(b"/a"));
+    let b = cache("127.0.8.3:3130", false, |u| u.ends_with(b"/a") || u.ends_with(b"/b"));
+    let c = cache("127.0.8.4:3130", false, |_| false);
     // A deadline no test machine reaches: `complete` proves the early end.
     let cl = cluster(&[&a, &b, &c], Duration::from_secs(30));
 
@@ -97,8 +64,8 @@ fn every_peer_answers_so_the_lookup_ends_without_waiting_for_the_deadline() {
 
 #[test]
 fn a_silent_peer_is_waited_for_until_the_deadline_and_reported() {
-    let a = Responder::start("127.0.8.12:3130", false, |_| true);
-    let hung = Responder::start("127.0.8.13:3130", true, |_| true);
+    let a = cache("127.0.8.12:3130", false, |_| true);
+    let hung = cache("127.0.8.13:3130", true, |_| true);
     let cl = cluster(&[&a, &hung], Duration::from_millis(30));
     let o = run(&cl, b"http://localhost/wsgi/x").unwrap();
     assert!(!o.complete);
@@ -110,9 +77,9 @@ fn a_silent_peer_is_waited_for_until_the_deadline_and_reported() {
 #[test]
 fn concurrent_lookups_only_see_their_own_replies() {
     let caches = [
-        Responder::start("127.0.8.22:3130", false, |u| owner(u) == Some(0)),
-        Responder::start("127.0.8.23:3130", false, |u| owner(u) == Some(1)),
-        Responder::start("127.0.8.24:3130", false, |u| owner(u) == Some(2)),
+        cache("127.0.8.22:3130", false, |u| owner(u) == Some(0)),
+        cache("127.0.8.23:3130", false, |u| owner(u) == Some(1)),
+        cache("127.0.8.24:3130", false, |u| owner(u) == Some(2)),
     ];
     let cl = Arc::new(cluster(&caches.iter().collect::<Vec<_>>(), Duration::from_secs(5)));
     let workers: Vec<_> = (0..32)
@@ -136,7 +103,7 @@ fn concurrent_lookups_only_see_their_own_replies() {
 
 #[test]
 fn a_url_too_long_for_icp_is_not_queried() {
-    let a = Responder::start("127.0.8.32:3130", false, |_| true);
+    let a = cache("127.0.8.32:3130", false, |_| true);
     let cl = cluster(&[&a], Duration::from_secs(1));
     let url = format!("http://localhost/{}", "x".repeat(16_384));
     assert!(matches!(run(&cl, url.as_bytes()), Err(LookupError::Unqueryable(_))));
@@ -144,7 +111,7 @@ fn a_url_too_long_for_icp_is_not_queried() {
 
 #[test]
 fn keys_no_cache_can_hold_are_not_queried() {
-    let a = Responder::start("127.0.8.42:3130", false, |_| true);
+    let a = cache("127.0.8.42:3130", false, |_| true);
     let cl = cluster(&[&a], Duration::from_secs(1));
     for key in [
         &b""[..],
@@ -161,8 +128,8 @@ fn keys_no_cache_can_hold_are_not_queried() {
 
 #[test]
 fn a_closed_port_is_refused_by_icmp_at_once_and_the_others_still_answer() {
-    let a = Responder::start("127.0.8.52:3130", false, |_| true);
-    let b = Responder::start("127.0.8.54:3130", false, |_| false);
+    let a = cache("127.0.8.52:3130", false, |_| true);
+    let b = cache("127.0.8.54:3130", false, |_| false);
     let closed: SocketAddr = "127.0.8.53:3130".parse().unwrap();
     let mut cl = cluster(&[&a, &b], Duration::from_secs(30));
     cl.peers.insert(1, Peer::new("127.0.8.53", closed));

@@ -15,6 +15,7 @@
 pub mod http;
 pub mod httpd;
 pub mod origin;
+pub mod responder;
 pub mod squid;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
