@@ -69,9 +69,10 @@ impl Counter {
     }
 }
 
-/// Why datagrams from a peer's address were dropped, counted per reason.
-pub const REJECT_REASONS: [&str; 13] = [
-    "unknown_sender",
+/// Why datagrams from a peer's address and port were dropped, counted per
+/// reason. (A datagram from anywhere else is an unknown sender: counted
+/// for the cluster, [`ClusterSlot::unknown_sender`].)
+pub const REJECT_REASONS: [&str; 12] = [
     "too_short",
     "too_long",
     "length_mismatch",

@@ -12,6 +12,7 @@
 //! `#[path = "../tests/support/mod.rs"] mod support;`.
 #![allow(dead_code)]
 
+pub mod hostile;
 pub mod http;
 pub mod httpd;
 pub mod origin;

@@ -32,7 +32,7 @@
 //! Peer0LastReplyAgeSeconds: 3          (or "never")
 //! Peer0Queries: 120                    (then Hit, Miss, MissNoFetch, Denied,
 //!                                       Err, Icmp, Timeouts, Deaths)
-//! Peer0Rejected_unknown_sender: 0      (then one per reason in REJECT_REASONS)
+//! Peer0Rejected_too_short: 0           (then one per reason in REJECT_REASONS)
 //! ```
 //!
 //! Text values (names) have bytes outside printable ASCII, `"` and `\`
