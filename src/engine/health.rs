@@ -222,6 +222,39 @@ pub struct ClusterSlot {
     pub multicast_replies: AtomicU64,
     /// Datagrams from addresses that are no peer.
     pub unknown_sender: AtomicU64,
+    /// How many hosts answer a multicast query, as last learnt (0: not yet).
+    /// Like Squid, the count is learnt by a lookup that waits its whole
+    /// timeout; the others end as soon as that many have answered.
+    pub multicast_responders: AtomicU32,
+    /// When the count is next relearnt (µs since the epoch).
+    next_multicast_count_us: AtomicU64,
+}
+
+impl ClusterSlot {
+    /// How many multicast responders a lookup may wait for, or `None` when
+    /// this lookup is the one that (re)learns the count by waiting its whole
+    /// timeout: at first, and once per `every` across the whole server.
+    pub fn multicast_responders_expected(&self, now_us: u64, every: Duration) -> Option<u32> {
+        let known = self.multicast_responders.load(Relaxed);
+        let due = self.next_multicast_count_us.load(Relaxed);
+        let relearn = known == 0 || now_us >= due;
+        if relearn
+            && self
+                .next_multicast_count_us
+                .compare_exchange(due, now_us + every.as_micros() as u64, Relaxed, Relaxed)
+                .is_ok()
+        {
+            return None;
+        }
+        // Another lookup is learning right now: wait the whole timeout too
+        // until a count is known.
+        (known != 0).then_some(known)
+    }
+
+    /// What a learning lookup counted.
+    pub fn learn_multicast_responders(&self, responders: u32) {
+        self.multicast_responders.store(responders, Relaxed);
+    }
 }
 
 /// The health records a lookup reads and updates: one slot per peer of its
@@ -314,6 +347,17 @@ mod tests {
         assert_eq!(slot.srtt(), Some(Duration::from_micros(800)));
         slot.record_reply(Opcode::Miss, Duration::from_micros(0), S);
         assert_eq!(slot.srtt(), Some(Duration::from_micros(701)), "800 + (1 - 800) / 8, rounded toward zero");
+    }
+
+    #[test]
+    fn the_multicast_count_is_learnt_then_relearnt_once_per_period() {
+        let slot = ClusterSlot::default();
+        assert_eq!(slot.multicast_responders_expected(100 * S, DEAD_TIME), None, "unknown: learn");
+        assert_eq!(slot.multicast_responders_expected(101 * S, DEAD_TIME), None, "still unknown: wait too");
+        slot.learn_multicast_responders(3);
+        assert_eq!(slot.multicast_responders_expected(102 * S, DEAD_TIME), Some(3));
+        assert_eq!(slot.multicast_responders_expected(111 * S, DEAD_TIME), None, "due: one lookup relearns");
+        assert_eq!(slot.multicast_responders_expected(111 * S, DEAD_TIME), Some(3), "the others use the count");
     }
 
     #[test]

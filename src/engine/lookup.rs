@@ -157,6 +157,8 @@ pub struct Lookup<'a> {
     outcome: Outcome,
     peers: Vec<PeerState>,
     groups_asked: bool,
+    /// How many multicast responders end the wait (`None`: only the deadline).
+    multicast_expected: Option<u32>,
 }
 
 impl<'a> Lookup<'a> {
@@ -167,6 +169,7 @@ impl<'a> Lookup<'a> {
             outcome: Outcome { request_number, ..Outcome::default() },
             peers: vec![PeerState::NotAsked; cluster.peers.len()],
             groups_asked: false,
+            multicast_expected: None,
         }
     }
 
@@ -179,10 +182,18 @@ impl<'a> Lookup<'a> {
         }
     }
 
-    /// The query went to the multicast groups: their size is unknown, so
-    /// only the deadline can end the wait.
-    pub fn on_sent_to_groups(&mut self) {
+    /// The query went to the multicast groups. Their size is not known to
+    /// the lookup: `expected` says how many responders a previous lookup
+    /// counted, and the wait ends when that many have answered; with `None`
+    /// only the deadline ends it.
+    pub fn on_sent_to_groups(&mut self, expected: Option<u32>) {
         self.groups_asked = true;
+        self.multicast_expected = expected;
+    }
+
+    /// Distinct hosts that answered a multicast query.
+    pub fn multicast_responders(&self) -> u32 {
+        self.outcome.replies.iter().filter(|r| matches!(r.responder, Responder::Multicast(_))).count() as u32
     }
 
     /// Whether any valid HIT has arrived (decides the second round).
@@ -257,9 +268,15 @@ impl<'a> Lookup<'a> {
     }
 
     /// Nothing more is waited for: every peer asked and waited for has
-    /// answered or failed, and no multicast group was asked.
+    /// answered or failed, and every multicast responder expected has
+    /// answered (when a group was asked).
     pub fn is_complete(&self) -> bool {
-        !self.groups_asked && self.peers.iter().all(|s| *s != PeerState::Waiting)
+        let groups_done = match (self.groups_asked, self.multicast_expected) {
+            (false, _) => true,
+            (true, None) => false,
+            (true, Some(n)) => self.multicast_responders() >= n,
+        };
+        groups_done && self.peers.iter().all(|s| *s != PeerState::Waiting)
     }
 
     pub fn finish(mut self, timeout: Duration, elapsed: Duration) -> Outcome {
@@ -303,7 +320,7 @@ mod tests {
             l.on_sent(i, true);
         }
         if !c.groups.is_empty() {
-            l.on_sent_to_groups();
+            l.on_sent_to_groups(None);
         }
         l
     }
@@ -394,6 +411,24 @@ mod tests {
         assert_eq!(o.replies[3].responder, Responder::Multicast(from("198.51.100.7:3130")));
         assert_eq!(o.rejected.len(), 1);
         assert_eq!(o.rejected[0].reason, Reject::Duplicate);
+    }
+
+    #[test]
+    fn a_learnt_multicast_count_ends_the_wait_when_that_many_answered() {
+        let c = cluster(true);
+        let mut l = Lookup::new(&c, URL, REQNUM);
+        for i in 0..3 {
+            l.on_sent(i, true);
+        }
+        l.on_sent_to_groups(Some(2));
+        for peer in ["192.0.2.2:3130", "192.0.2.3:3130", "192.0.2.4:3130"] {
+            l.on_datagram(from(peer), &reply(Opcode::Miss, REQNUM, URL), ms(1));
+        }
+        l.on_datagram(from("198.51.100.7:3130"), &reply(Opcode::Miss, REQNUM, URL), ms(2));
+        assert!(!l.is_complete(), "one of two multicast responders so far");
+        l.on_datagram(from("198.51.100.8:3130"), &reply(Opcode::Hit, REQNUM, URL), ms(3));
+        assert!(l.is_complete());
+        assert_eq!(l.multicast_responders(), 2);
     }
 
     #[test]

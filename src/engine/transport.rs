@@ -93,17 +93,24 @@ fn lookup(
     let deadline = start + timeout;
     let mut buf = vec![0u8; MAX_MESSAGE_LEN + 1];
     send_round(cluster, &sockets, &query, &plan, 1, &mut lookup);
+    let learning = !cluster.groups.is_empty() && {
+        let expected = health.cluster.multicast_responders_expected(health::now_us(), cluster.dead_time);
+        lookup.on_sent_to_groups(expected);
+        expected.is_none()
+    };
     for group in &cluster.groups {
         // A group that cannot be reached only costs its replies: the
         // deadline still bounds the wait.
         let _ = sockets.for_addr(*group).send_to(&query, *group);
-        lookup.on_sent_to_groups();
     }
     receive_until(&sockets, &mut lookup, start, deadline, &mut buf)?;
     let second_round = !lookup.has_hit() && cluster.peers.iter().any(|p| p.round == 2) && Instant::now() < deadline;
     if second_round {
         send_round(cluster, &sockets, &query, &plan, 2, &mut lookup);
         receive_until(&sockets, &mut lookup, start, deadline, &mut buf)?;
+    }
+    if learning {
+        health.cluster.learn_multicast_responders(lookup.multicast_responders());
     }
     let mut outcome = lookup.finish(timeout, start.elapsed());
     outcome.second_round = second_round;
