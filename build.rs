@@ -43,6 +43,8 @@ fn main() {
         .allowlist_function("ap_get_(request|server)_module_loglevel")
         .allowlist_function("ap_log_(error|rerror)_")
         .allowlist_function("ap_server_root_relative")
+        .allowlist_function("ap_(open_piped_log|piped_log_write_fd)")
+        .allowlist_function("apr_os_file_get")
         .allowlist_function("ap_state_query")
         .allowlist_function("apr_dynamic_fn_retrieve")
         .allowlist_function("apr_pool_cleanup_(register|null)")

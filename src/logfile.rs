@@ -4,6 +4,11 @@
 //! outside printable ASCII is escaped: a request can never start a line of
 //! its own. Each line is written with one `write(2)` on a file opened with
 //! `O_APPEND`, so the lines of many httpd processes never interleave.
+//!
+//! A piped log (`ICPQueryLog "|program"`) gets the same single `write(2)` per
+//! line on the pipe, which POSIX makes atomic only up to `PIPE_BUF` bytes:
+//! there a longer line is cut to [`PIPE_BUF`] bytes, ending in
+//! [`TRUNCATED`], so it still never mixes with another process's line.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -20,15 +25,48 @@ pub mod level {
     pub const DEBUG: u8 = 3;
 }
 
+/// Lines written to a pipe never exceed this (Linux's and POSIX's minimum
+/// `PIPE_BUF`): writes up to it are atomic.
+pub const PIPE_BUF: usize = 4096;
+
+/// How a line cut to fit [`PIPE_BUF`] ends.
+pub const TRUNCATED: &str = " ...[truncated]\n";
+
+/// Where lines go: an append-only file, or the write end of a pipe to a
+/// logging program. Cheap to clone; clones share the descriptor.
+#[derive(Clone)]
+pub struct Sink {
+    file: Arc<File>,
+    /// `Some(PIPE_BUF)` for a pipe.
+    max_line: Option<usize>,
+}
+
+impl Sink {
+    /// A file opened for appending (see [`LogFile::open_file`]).
+    pub fn file(file: File) -> Sink {
+        Sink { file: Arc::new(file), max_line: None }
+    }
+
+    /// The write end of a pipe (this `File` owns its own descriptor; closing
+    /// it leaves the pipe open for everyone else holding it).
+    pub fn pipe(file: File) -> Sink {
+        Sink { file: Arc::new(file), max_line: Some(PIPE_BUF) }
+    }
+
+    pub fn is_pipe(&self) -> bool {
+        self.max_line.is_some()
+    }
+}
+
 pub struct LogFile {
     /// Shared by every server (virtual host) that names the same path.
-    file: Arc<File>,
+    sink: Sink,
     level: u8,
 }
 
 impl LogFile {
     pub fn open(path: &Path, level: u8) -> io::Result<LogFile> {
-        Ok(LogFile::new(Arc::new(LogFile::open_file(path)?), level))
+        Ok(LogFile::new(Sink::file(LogFile::open_file(path)?), level))
     }
 
     /// Opens `path` for appending, creating it if needed.
@@ -36,8 +74,12 @@ impl LogFile {
         OpenOptions::new().append(true).create(true).open(path)
     }
 
-    pub fn new(file: Arc<File>, level: u8) -> LogFile {
-        LogFile { file, level }
+    pub fn new(sink: Sink, level: u8) -> LogFile {
+        LogFile { sink, level }
+    }
+
+    pub fn is_pipe(&self) -> bool {
+        self.sink.is_pipe()
     }
 
     /// Whether a message of `level` would be written; lets callers skip
@@ -52,9 +94,28 @@ impl LogFile {
         if !self.enabled(level) {
             return;
         }
-        let line = format_line(SystemTime::now(), std::process::id(), level, message);
-        let _ = (&*self.file).write_all(line.as_bytes());
+        let mut line = format_line(SystemTime::now(), std::process::id(), level, message);
+        if let Some(max) = self.sink.max_line {
+            fit_line(&mut line, max);
+        }
+        // One write(2) (write_all only retries after EINTR, or after a short
+        // write, which a pipe never does for ≤ PIPE_BUF bytes).
+        let _ = (&*self.sink.file).write_all(line.as_bytes());
     }
+}
+
+/// Cuts `line` (which ends in `\n`) to at most `max` bytes, ending it with
+/// [`TRUNCATED`], at a character boundary.
+pub fn fit_line(line: &mut String, max: usize) {
+    if line.len() <= max {
+        return;
+    }
+    let mut cut = max.saturating_sub(TRUNCATED.len());
+    while !line.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    line.truncate(cut);
+    line.push_str(TRUNCATED);
 }
 
 /// `2026-11-23T01:17:37.123456Z [icpquery:2] [pid 4242] message\n`
@@ -149,6 +210,48 @@ mod tests {
         let line = format_line(UNIX_EPOCH, 1, 0, format_args!("a\nb\rc"));
         assert_eq!(line.matches('\n').count(), 1);
         assert!(line.ends_with("a\\nb\\rc\n"), "{line}");
+    }
+
+    #[test]
+    fn long_lines_are_cut_to_pipe_buf_and_short_ones_kept() {
+        let mut short = format_line(UNIX_EPOCH, 1, 0, format_args!("short"));
+        let kept = short.clone();
+        fit_line(&mut short, PIPE_BUF);
+        assert_eq!(short, kept);
+
+        let key = "\u{e9}x".repeat(5000); // multi-byte characters across the cut
+        for max in [PIPE_BUF, PIPE_BUF - 1, 100] {
+            let mut line = format_line(UNIX_EPOCH, 1, 0, format_args!("key {key}"));
+            fit_line(&mut line, max);
+            assert!(line.len() <= max && line.len() > max - 4, "{}", line.len());
+            assert!(line.ends_with(TRUNCATED));
+            assert_eq!(line.matches('\n').count(), 1);
+        }
+        let mut exact = "a".repeat(PIPE_BUF - 1) + "\n";
+        fit_line(&mut exact, PIPE_BUF);
+        assert_eq!(exact.len(), PIPE_BUF);
+        assert!(!exact.ends_with(TRUNCATED));
+    }
+
+    #[test]
+    fn a_piped_sink_writes_whole_lines_of_at_most_pipe_buf() {
+        use std::io::Read;
+        use std::os::unix::net::UnixStream;
+        // A socket pair stands in for the pipe: same one-write-per-line check.
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let file = File::from(std::os::fd::OwnedFd::from(ours));
+        let log = LogFile::new(Sink::pipe(file), level::DEBUG);
+        assert!(log.is_pipe());
+        log.write(level::PROBLEM, format_args!("{}", "k".repeat(70_000)));
+        log.write(level::PROBLEM, format_args!("after"));
+        drop(log);
+        let mut text = String::new();
+        theirs.read_to_string(&mut text).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].len() + 1, PIPE_BUF);
+        assert!(lines[0].ends_with(TRUNCATED.trim_end()));
+        assert!(lines[1].ends_with("] after"));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that building, the demo and the tests need,
 # when they are missing: httpd and its headers, Squid, clang for bindgen,
-# node to run the generated PAC files.
+# node to run the generated PAC files, iproute2 for the multicast test's
+# network namespace.
 set -euo pipefail
-packages=(apache2 apache2-dev squid libclang-dev nodejs)
+packages=(apache2 apache2-dev squid libclang-dev nodejs iproute2)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -7,3 +7,6 @@ tests/deps.sh
 # The integration tests load the built module into httpd.
 cargo build --release --locked
 cargo test --release --locked
+# Bounded fuzzing, 50 s per target from the committed seeds (fuzz/README.md:
+# longer runs); fails on any crash, never skips.
+bash fuzz/run.sh 50

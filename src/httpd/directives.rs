@@ -186,18 +186,36 @@ unsafe extern "C" fn set_log(cmd: *mut ffi::cmd_parms, mconfig: *mut c_void, arg
     // SAFETY: as for every directive handler; ap_server_root_relative
     // returns NULL for a path it cannot make absolute.
     unsafe {
+        // "|program": a piped log, as httpd's own; the command is never a
+        // ServerRoot-relative path (the program runs in ServerRoot).
+        if c_bytes(arg).first() == Some(&b'|') {
+            return apply(cmd, mconfig, arg, |c, v| {
+                let program = &v[1..];
+                let bare = program.strip_prefix(['|', '$']).unwrap_or(program);
+                if bare.trim().is_empty() {
+                    return Err(ValueError {
+                        directive: "ICPQueryLog",
+                        value: v.escape_debug().to_string(),
+                        problem: "no program after the |".into(),
+                        expected: "\"|program args\" or \"|$shell command\"",
+                    });
+                }
+                c.log_target = Some(server::LogTarget::Pipe(program.to_owned()));
+                Ok(())
+            });
+        }
         let path = ffi::ap_server_root_relative((*cmd).pool, arg);
         let path = (!path.is_null()).then(|| String::from_utf8_lossy(c_bytes(path)).into_owned());
         apply(cmd, mconfig, arg, move |c, v| match path {
             Some(p) if !v.trim().is_empty() => {
-                c.log_path = Some(p.into());
+                c.log_target = Some(server::LogTarget::File(p.into()));
                 Ok(())
             }
             _ => Err(ValueError {
                 directive: "ICPQueryLog",
                 value: v.escape_debug().to_string(),
                 problem: "not a usable file path".into(),
-                expected: "a file path, absolute or relative to ServerRoot",
+                expected: "a file path, absolute or relative to ServerRoot, or \"|program\"",
             }),
         })
     }

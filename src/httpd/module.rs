@@ -77,22 +77,20 @@ unsafe extern "C" fn post_config(
         if ffi::ap_state_query(ffi::AP_SQ_MAIN_STATE as c_int) == ffi::AP_SQ_MS_CREATE_PRE_CONFIG as c_int {
             return ffi::OK as c_int;
         }
-        let mut logs = server::LogOpener::default();
+        // Piped logs live in pconf: started again for every configuration,
+        // stopped when it is cleared (restart, shutdown).
+        let mut logs = server::LogOpener::new(pconf);
         for s in shared::server_list(main) {
             let conf = server::of_mut(s);
             if let Err(e) = conf.settle(&mut logs) {
-                let path = conf.log_path.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
-                let message = format!("ICPQueryLog: cannot open \"{path}\" for appending: {e}");
+                let message = log_open_error(conf.log_target.as_ref(), &e);
                 errorlog::server(s, errorlog::ERR, e.raw_os_error().unwrap_or(0), &message);
                 return HTTP_INTERNAL_SERVER_ERROR; // httpd stops
             }
             for group in &mut conf.cache_groups {
                 if let Err(e) = group.config.settle(&mut logs) {
-                    let path = group.config.log_path.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
-                    let message = format!(
-                        "<ICPQueryGroup {}>: ICPQueryLog: cannot open \"{path}\" for appending: {e}",
-                        group.name
-                    );
+                    let message =
+                        format!("<ICPQueryGroup {}>: {}", group.name, log_open_error(group.config.log_target.as_ref(), &e));
                     errorlog::server(s, errorlog::ERR, e.raw_os_error().unwrap_or(0), &message);
                     return HTTP_INTERNAL_SERVER_ERROR;
                 }
@@ -116,6 +114,15 @@ unsafe extern "C" fn post_config(
         probe::start(pconf, main);
         ffi::OK as c_int
     })
+}
+
+/// Why startup stops: the log named by `target` could not be opened.
+fn log_open_error(target: Option<&server::LogTarget>, e: &std::io::Error) -> String {
+    match target {
+        Some(server::LogTarget::Pipe(program)) => format!("ICPQueryLog: cannot start piped log \"|{program}\": {e}"),
+        Some(target) => format!("ICPQueryLog: cannot open \"{target}\" for appending: {e}"),
+        None => format!("ICPQueryLog: {e}"),
+    }
 }
 
 /// A hook's way to stop httpd at startup.

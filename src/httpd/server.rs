@@ -2,16 +2,17 @@
 //! hosts, and settled once at startup into what lookups use.
 
 use std::collections::HashMap;
-use std::ffi::c_void;
+use std::ffi::{c_void, CString};
+use std::fmt;
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::{ffi, guard, module::icpquery_module, pool_own};
 use crate::engine::{carp, Cluster, Health, Peer, Timeout};
-use crate::logfile::LogFile;
+use crate::logfile::{LogFile, Sink};
 
 /// `ICPQueryProbeInterval` when not set.
 pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(5);
@@ -25,7 +26,7 @@ pub struct ServerConfig {
     pub dead_time: Option<Duration>,
     pub probe_interval: Option<Duration>,
     pub carp_variant: Option<carp::Variant>,
-    pub log_path: Option<PathBuf>,
+    pub log_target: Option<LogTarget>,
     pub log_level: Option<u8>,
     pub bind: Option<IpAddr>,
     pub mcast_hops: Option<u32>,
@@ -37,6 +38,26 @@ pub struct ServerConfig {
     pub cache_groups: Vec<CacheGroup>,
     /// Settled in post_config; read-only while requests run.
     pub settled: Option<Settled>,
+}
+
+/// Where `ICPQueryLog` writes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum LogTarget {
+    /// An absolute path (made ServerRoot-relative by the directive).
+    File(PathBuf),
+    /// The directive's value after its first `|`, as httpd's
+    /// `ap_open_piped_log` takes it: `prog args` or `|prog args` run the
+    /// program directly, `$command` runs it through the shell.
+    Pipe(String),
+}
+
+impl fmt::Display for LogTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogTarget::File(path) => write!(f, "{}", path.display()),
+            LogTarget::Pipe(program) => write!(f, "|{program}"),
+        }
+    }
 }
 
 /// A named, independent set of caches with settings of its own, served by
@@ -71,7 +92,7 @@ impl ServerConfig {
             dead_time: add.dead_time.or(base.dead_time),
             probe_interval: add.probe_interval.or(base.probe_interval),
             carp_variant: add.carp_variant.or(base.carp_variant),
-            log_path: add.log_path.clone().or_else(|| base.log_path.clone()),
+            log_target: add.log_target.clone().or_else(|| base.log_target.clone()),
             log_level: add.log_level.or(base.log_level),
             bind: add.bind.or(base.bind),
             mcast_hops: add.mcast_hops.or(base.mcast_hops),
@@ -93,8 +114,8 @@ impl ServerConfig {
             timeout: self.timeout.unwrap_or(Cluster::DEFAULT_TIMEOUT),
             dead_time: self.dead_time.unwrap_or(Cluster::DEFAULT_DEAD_TIME),
         };
-        let log = match &self.log_path {
-            Some(path) => Some(LogFile::new(open_logs.open(path)?, self.log_level.unwrap_or(0))),
+        let log = match &self.log_target {
+            Some(target) => Some(LogFile::new(open_logs.open(target)?, self.log_level.unwrap_or(0))),
             None => None,
         };
         self.settled = Some(Settled {
@@ -116,19 +137,67 @@ fn carp_array(peers: &[Peer], variant: carp::Variant) -> carp::Array {
     carp::Array::new(&members, variant)
 }
 
-/// Opens each log path once per startup.
-#[derive(Default)]
-pub struct LogOpener(HashMap<PathBuf, Arc<File>>);
+/// Opens each log once per configuration (startup and every restart):
+/// servers that name the same file, or the same piped command, share it.
+pub struct LogOpener {
+    pconf: *mut ffi::apr_pool_t,
+    opened: HashMap<LogTarget, Sink>,
+}
 
 impl LogOpener {
-    fn open(&mut self, path: &PathBuf) -> std::io::Result<Arc<File>> {
-        if let Some(file) = self.0.get(path) {
-            return Ok(file.clone());
-        }
-        let file = Arc::new(LogFile::open_file(path)?);
-        self.0.insert(path.clone(), file.clone());
-        Ok(file)
+    /// # Safety
+    /// `pconf` must be the live configuration pool, and the opener used
+    /// from post_config (in the parent, before any child exists).
+    pub unsafe fn new(pconf: *mut ffi::apr_pool_t) -> LogOpener {
+        LogOpener { pconf, opened: HashMap::new() }
     }
+
+    fn open(&mut self, target: &LogTarget) -> std::io::Result<Sink> {
+        if let Some(sink) = self.opened.get(target) {
+            return Ok(sink.clone());
+        }
+        let sink = match target {
+            LogTarget::File(path) => Sink::file(LogFile::open_file(path)?),
+            // SAFETY: guaranteed by `new`'s caller.
+            LogTarget::Pipe(program) => Sink::pipe(unsafe { open_piped(self.pconf, program) }?),
+        };
+        self.opened.insert(target.clone(), sink.clone());
+        Ok(sink)
+    }
+}
+
+/// Starts `program` as httpd's own piped logs do (mod_log_config's
+/// `CustomLog "|..."`): `ap_open_piped_log` makes a pipe in `pconf`, starts
+/// the program on its read end, and registers it with the parent, which
+/// starts it again whenever it dies (on the same pipe: the parent keeps both
+/// ends open for the life of the configuration). The pool's cleanup stops the
+/// program and closes the pipe at restart and shutdown.
+///
+/// Returns a duplicate of the write end (close-on-exec, so no logging
+/// program inherits it): it stays valid across respawns, since the pipe
+/// itself never changes, and closing it is ours to do.
+///
+/// # Safety
+/// As for [`LogOpener::new`].
+unsafe fn open_piped(pconf: *mut ffi::apr_pool_t, program: &str) -> std::io::Result<File> {
+    let c_program = CString::new(program)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the command contains a NUL byte"))?;
+    // SAFETY: pconf is live; httpd copies the string into the pool.
+    let piped = unsafe { ffi::ap_open_piped_log(pconf, c_program.as_ptr()) };
+    if piped.is_null() {
+        // httpd has logged why (AH00104 and the like).
+        return Err(std::io::Error::other("httpd could not start the program"));
+    }
+    let mut fd: ffi::apr_os_file_t = -1;
+    // SAFETY: `piped` is live; its write end is an open apr_file_t.
+    let status = unsafe { ffi::apr_os_file_get(&mut fd, ffi::ap_piped_log_write_fd(piped)) };
+    if status != ffi::APR_SUCCESS as ffi::apr_status_t || fd < 0 {
+        return Err(std::io::Error::other("no descriptor for the pipe"));
+    }
+    // SAFETY: the piped_log keeps `fd` open until pconf is cleared, which
+    // cannot happen during this call.
+    let owned = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
+    Ok(File::from(owned))
 }
 
 /// The configuration of server `s`, to change while the configuration is

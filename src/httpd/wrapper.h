@@ -9,6 +9,7 @@
 #include <ap_mmn.h>
 #include <apr_optional.h>
 #include <apr_pools.h>
+#include <apr_portable.h>
 #include <apr_strings.h>
 #include <mod_rewrite.h>
 #include <mod_watchdog.h>

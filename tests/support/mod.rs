@@ -15,6 +15,7 @@
 pub mod hostile;
 pub mod http;
 pub mod httpd;
+pub mod load;
 pub mod origin;
 pub mod responder;
 pub mod squid;
