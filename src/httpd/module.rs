@@ -89,8 +89,11 @@ unsafe extern "C" fn post_config(
             }
             for group in &mut conf.cache_groups {
                 if let Err(e) = group.config.settle(&mut logs) {
-                    let message =
-                        format!("<ICPQueryGroup {}>: {}", group.name, log_open_error(group.config.log_target.as_ref(), &e));
+                    let message = format!(
+                        "<ICPQueryGroup {}>: {}",
+                        group.name,
+                        log_open_error(group.config.log_target.as_ref(), &e)
+                    );
                     errorlog::server(s, errorlog::ERR, e.raw_os_error().unwrap_or(0), &message);
                     return HTTP_INTERNAL_SERVER_ERROR;
                 }
