@@ -12,6 +12,7 @@
 //!   3. the third Squid hung: replaced by a UDP socket on its ICP address that
 //!      takes datagrams and never answers, during the first dead time;
 //!   4. the same, after the first dead time.
+//!
 //! Targets: phase 2 and phase 4 medians ≤ 1.5 × phase 1's median; phase 2's
 //! very first request ≤ 1.5 × the first request after an equal pause with
 //! every cache live (a pause alone slows the next request down). Phase 3 is reported only (each lookup waits for

@@ -240,9 +240,9 @@ pub unsafe fn group_settled<'a>(index: usize) -> Option<&'a Settled> {
         if main.is_null() {
             return None;
         }
-        let conf = ffi::ap_get_module_config((*main).module_config, std::ptr::addr_of!(icpquery_module))
-            .cast::<ServerConfig>();
-        (&(*conf).cache_groups).get(index)?.config.settled.as_ref()
+        let conf: &ServerConfig =
+            &*ffi::ap_get_module_config((*main).module_config, std::ptr::addr_of!(icpquery_module)).cast();
+        conf.cache_groups.get(index)?.config.settled.as_ref()
     }
 }
 

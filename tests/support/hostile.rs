@@ -184,8 +184,7 @@ impl HostilePeer {
                 if query.opcode != Opcode::Query {
                     continue;
                 }
-                let mut tally = Sent::default();
-                tally.queries = 1;
+                let mut tally = Sent { queries: 1, ..Sent::default() };
                 for (who, reason, bytes) in catalogue(&query) {
                     let sock = match who {
                         Sender::Peer => &peer_sock,
