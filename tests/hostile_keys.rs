@@ -50,3 +50,35 @@ fn hostile_urls_never_crash_or_forge_log_lines() {
     // No reply was dropped as being for another URL, whatever the bytes.
     assert!(!log.contains("dropped a datagram"), "{log}");
 }
+
+/// Keys of 8 KiB and 100 KiB through httpd (request lines allowed up to
+/// 200,000 bytes here): the first fits an ICP message and is asked, the
+/// second does not, so it is not queried, gives NULL, and is logged once per
+/// request. (Squid itself refuses URLs over 8,192 bytes over HTTP with 400
+/// ERR_INVALID_URL; that answer is Squid's, passed on by the portal.)
+#[test]
+fn keys_of_8_and_100_kib_are_asked_or_refused_once_per_request() {
+    let c = Cluster::start_with(32, Mpm::Event, |dir| {
+        let seed = support::httpd::HttpdOptions::seed(dir, 32, Mpm::Event).portal_conf;
+        format!("LimitRequestLine 200000\n{seed}\nICPQueryProbeInterval 0\n")
+    });
+    let (e8k, h100k) = ("e".repeat(8 * 1024), "h".repeat(100 * 1024));
+    let r = c.get(&format!("/wsgi/{e8k}"));
+    assert!(r.x_cache().is_some(), "routed to a cache that answered: {:?}", r.headers);
+    for _ in 0..2 {
+        let r = c.get(&format!("/wsgi/{h100k}"));
+        assert!((200..600).contains(&r.status), "{}", r.status);
+    }
+    assert!(c.httpd().is_running());
+    let log = c.httpd().module_log();
+    assert_every_line_is_genuine(&log);
+    let about = |key: &str| log.lines().filter(move |l| l.contains(key)).collect::<Vec<_>>();
+    let asked = about(&e8k);
+    assert!(asked.iter().any(|l| l.contains("] query ") && l.ends_with("every cache waited for answered")), "{asked:?}");
+    let refused = about(&h100k[..1000]);
+    let problems: Vec<_> = refused.iter().filter(|l| l.contains("[icpquery:0]")).collect();
+    assert_eq!(problems.len(), 2, "one problem line per request: {problems:?}");
+    assert!(problems.iter().all(|l| l.contains("URL cannot be queried")), "{problems:?}");
+    assert!(!refused.iter().any(|l| l.contains("] query ")), "the 100 KiB key was never sent");
+    assert_eq!(refused.iter().filter(|l| l.contains("-> NULL (no cache has it)")).count(), 2);
+}
