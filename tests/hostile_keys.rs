@@ -74,7 +74,10 @@ fn keys_of_8_and_100_kib_are_asked_or_refused_once_per_request() {
     assert_every_line_is_genuine(&log);
     let about = |key: &str| log.lines().filter(move |l| l.contains(key)).collect::<Vec<_>>();
     let asked = about(&e8k);
-    assert!(asked.iter().any(|l| l.contains("] query ") && l.ends_with("every cache waited for answered")), "{asked:?}");
+    assert!(
+        asked.iter().any(|l| l.contains("] query ") && l.ends_with("every cache waited for answered")),
+        "{asked:?}"
+    );
     let refused = about(&h100k[..1000]);
     let problems: Vec<_> = refused.iter().filter(|l| l.contains("[icpquery:0]")).collect();
     assert_eq!(problems.len(), 2, "one problem line per request: {problems:?}");

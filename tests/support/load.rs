@@ -298,7 +298,10 @@ fn exchange(
         *stream = Some(BufReader::with_capacity(16384, tcp));
     }
     let r = stream.as_mut().unwrap();
-    let req = format!("GET {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: mod_icpquery-soak\r\nX-Soak-Id: {id}\r\n\r\n", s.addr);
+    let req = format!(
+        "GET {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: mod_icpquery-soak\r\nX-Soak-Id: {id}\r\n\r\n",
+        s.addr
+    );
     if let Err(e) = r.get_mut().write_all(req.as_bytes()) {
         return Err(if is_closed(&e) {
             Error::ClosedBeforeResponse(format!("write: {e}"))

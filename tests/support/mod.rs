@@ -16,6 +16,7 @@ pub mod hostile;
 pub mod http;
 pub mod httpd;
 pub mod load;
+pub mod netns;
 pub mod origin;
 pub mod responder;
 pub mod squid;
