@@ -57,19 +57,10 @@ fn portal_conf(dir: &Path, net: u8, mpm: Mpm) -> String {
     )
 }
 
-fn parse_auto(text: &str) -> HashMap<String, String> {
-    let mut map = HashMap::new();
-    for line in text.lines() {
-        let (key, value) = line.split_once(": ").unwrap_or_else(|| panic!("not a Key: value line: {line:?}\n{text}"));
-        assert!(map.insert(key.to_owned(), value.to_owned()).is_none(), "{key} twice:\n{text}");
-    }
-    map
-}
-
 fn auto(c: &Cluster) -> HashMap<String, String> {
     let r = c.get("/icpquery-status?auto");
     assert_eq!(r.status, 200, "{r:?}");
-    parse_auto(&r.body_text())
+    support::parse_auto(&r.body_text())
 }
 
 fn num(map: &HashMap<String, String>, key: &str) -> u64 {

@@ -43,18 +43,8 @@ fn page(c: &Cluster, path: &str, content_type: &str) -> String {
     r.body_text()
 }
 
-/// `Key: value` lines into a map; every key once.
-fn parse_auto(text: &str) -> HashMap<String, String> {
-    let mut map = HashMap::new();
-    for line in text.lines() {
-        let (key, value) = line.split_once(": ").unwrap_or_else(|| panic!("not a Key: value line: {line:?}\n{text}"));
-        assert!(map.insert(key.to_owned(), value.to_owned()).is_none(), "{key} twice:\n{text}");
-    }
-    map
-}
-
 fn auto(c: &Cluster) -> HashMap<String, String> {
-    parse_auto(&page(c, "/icpquery-status?auto", "text/plain; charset=utf-8"))
+    support::parse_auto(&page(c, "/icpquery-status?auto", "text/plain; charset=utf-8"))
 }
 
 /// The `Peer<n>` prefix of the main server's record for the Squid on `host`.

@@ -512,3 +512,13 @@ impl Drop for Cluster {
         self.shutdown();
     }
 }
+
+/// Status-page `?auto` text (`Key: value` lines) into a map; every key once.
+pub fn parse_auto(text: &str) -> std::collections::HashMap<String, String> {
+    let mut map = std::collections::HashMap::new();
+    for line in text.lines() {
+        let (key, value) = line.split_once(": ").unwrap_or_else(|| panic!("not a Key: value line: {line:?}\n{text}"));
+        assert!(map.insert(key.to_owned(), value.to_owned()).is_none(), "{key} twice:\n{text}");
+    }
+    map
+}
