@@ -85,47 +85,44 @@ pub fn enable_icmp_errors(socket: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
 /// Takes one ICMP error off the socket's error queue: the destination of
 /// the datagram it answers, and the error. `None` when the queue is empty.
 pub fn take_icmp_error(socket: &impl AsRawFd) -> io::Result<Option<(std::net::SocketAddr, io::Error)>> {
-    // SAFETY: all-zero is a valid sockaddr_storage and msghdr.
-    let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut control = [0u64; 64];
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
-    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control) as _;
-    // SAFETY: `msg` points at buffers that live across the call, with
-    // their sizes; no data iovec is needed for the error queue.
-    let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
-    if n < 0 {
-        let err = io::Error::last_os_error();
-        return if err.kind() == io::ErrorKind::WouldBlock { Ok(None) } else { Err(err) };
-    }
-    let mut errno = None;
-    // SAFETY: the kernel filled `control` with `msg_controllen` bytes of
-    // well-formed cmsgs; the CMSG macros walk exactly those.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            let (level, kind) = ((*cmsg).cmsg_level, (*cmsg).cmsg_type);
-            if (level == libc::IPPROTO_IP && kind == libc::IP_RECVERR)
-                || (level == libc::IPPROTO_IPV6 && kind == libc::IPV6_RECVERR)
-            {
-                let ee = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::sock_extended_err>());
-                if ee.ee_origin == libc::SO_EE_ORIGIN_ICMP || ee.ee_origin == libc::SO_EE_ORIGIN_ICMP6 {
-                    errno = Some(ee.ee_errno as i32);
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+    loop {
+        // SAFETY: all-zero is a valid sockaddr_storage and msghdr.
+        let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut control = [0u64; 64];
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: `msg` points at buffers that live across the call, with
+        // their sizes; no data iovec is needed for the error queue.
+        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            return if err.kind() == io::ErrorKind::WouldBlock { Ok(None) } else { Err(err) };
         }
-    }
-    let dest = match (errno, sockaddr_to_std(&name)) {
-        (Some(e), Some(dest)) => Some((dest, io::Error::from_raw_os_error(e))),
-        // Not an ICMP error (a local one): already consumed, nothing to report.
-        _ => None,
-    };
-    match dest {
-        Some(d) => Ok(Some(d)),
-        None => take_icmp_error(socket),
+        let mut errno = None;
+        // SAFETY: the kernel filled `control` with `msg_controllen` bytes of
+        // well-formed cmsgs; the CMSG macros walk exactly those.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                let (level, kind) = ((*cmsg).cmsg_level, (*cmsg).cmsg_type);
+                if (level == libc::IPPROTO_IP && kind == libc::IP_RECVERR)
+                    || (level == libc::IPPROTO_IPV6 && kind == libc::IPV6_RECVERR)
+                {
+                    let ee = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::sock_extended_err>());
+                    if ee.ee_origin == libc::SO_EE_ORIGIN_ICMP || ee.ee_origin == libc::SO_EE_ORIGIN_ICMP6 {
+                        errno = Some(ee.ee_errno as i32);
+                    }
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+        }
+        if let (Some(e), Some(dest)) = (errno, sockaddr_to_std(&name)) {
+            return Ok(Some((dest, io::Error::from_raw_os_error(e))));
+        }
+        // Not an ICMP error (a local one): consumed, nothing to report; next.
     }
 }
 
