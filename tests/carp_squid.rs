@@ -171,7 +171,7 @@ impl Drop for Front {
 
 fn squid_conf(dir: &Path, net: u8, parents: &[Parent]) -> String {
     let ip = front_ip(net);
-    let d = dir.display();
+    let instance = support::squid::instance_conf(dir);
     let mut peers = String::new();
     for p in parents {
         // no-query: no ICP, so no ICP-based dead-peer rule; no-digest: no
@@ -197,15 +197,7 @@ fn squid_conf(dir: &Path, net: u8, parents: &[Parent]) -> String {
          http_access allow tester manager\n\
          http_access allow tester accelerated\n\
          http_access deny all\n\
-         pid_filename {d}/squid.pid\n\
-         access_log stdio:{d}/access.log\n\
-         cache_log {d}/cache.log\n\
-         cache_store_log none\n\
-         coredump_dir {d}\n\
-         netdb_filename none\n\
-         pinger_enable off\n\
-         shutdown_lifetime 0 seconds\n\
-         dns_nameservers 127.0.0.1\n\
+         {instance}\
          # 39,3: one line per member per request with the key, combined hash and score\n\
          debug_options ALL,1 39,3\n"
     )

@@ -297,11 +297,22 @@ pub fn squid_conf(dir: &Path, host: Ipv4Addr, origin_port: u16) -> String {
         "conf/squid-accel.conf no longer has the lines the harness rewrites \
          (\"http_port 3128\", \"cache_peer 127.0.0.1 parent 8001\", \"icp_port 3130\")"
     );
-    let d = dir.display();
     out.push_str(&format!(
         "\n# ---- added by tests/support/squid.rs for this instance ----\n\
-         visible_hostname squid{last}\n\
-         pid_filename {d}/squid.pid\n\
+         visible_hostname squid{last}\n{instance}\
+         # memory-only cache: no cache_dir\n",
+        last = host.octets()[3],
+        instance = instance_conf(dir),
+    ));
+    out
+}
+
+/// The lines every test Squid needs to run in its own directory: pid file,
+/// logs, no pinger or netdb, a fast shutdown, and no DNS.
+pub fn instance_conf(dir: &Path) -> String {
+    let d = dir.display();
+    format!(
+        "pid_filename {d}/squid.pid\n\
          access_log stdio:{d}/access.log\n\
          cache_log {d}/cache.log\n\
          cache_store_log none\n\
@@ -310,11 +321,8 @@ pub fn squid_conf(dir: &Path, host: Ipv4Addr, origin_port: u16) -> String {
          pinger_enable off\n\
          shutdown_lifetime 0 seconds\n\
          # the sandbox has no DNS; fail lookups at once instead of timing out\n\
-         dns_nameservers 127.0.0.1\n\
-         # memory-only cache: no cache_dir\n",
-        last = host.octets()[3],
-    ));
-    out
+         dns_nameservers 127.0.0.1\n"
+    )
 }
 
 /// squid.conf lines for a memory cache of `cache_mem_kib` KiB that keeps
