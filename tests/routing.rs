@@ -7,6 +7,7 @@ mod support;
 
 use std::thread;
 
+use support::httpd::{with_timeout, HttpdOptions};
 use support::http;
 use support::{Cluster, Mpm};
 
@@ -121,12 +122,14 @@ fn with_all_squids_stopped_the_balancer_serves_from_the_origin() {
 }
 
 /// 32 clients at once, each object cached at exactly one Squid: a request
-/// routed by another request's replies would land on the wrong cache.
+/// routed by another request's replies would land on the wrong cache. The
+/// timeout is long (see `with_timeout`): the test is about whose replies
+/// route a request, not how fast loaded Squids answer.
 fn concurrent_clients_are_routed_by_their_own_replies(net: u8, mpm: Mpm) {
     const OBJECTS: usize = 12;
     const CLIENTS: usize = 32;
     const REQUESTS: usize = 25;
-    let c = Cluster::start(net, mpm);
+    let c = Cluster::start_with(net, mpm, |dir| with_timeout(&HttpdOptions::seed(dir, net, mpm).portal_conf, 5_000_000));
     let hosts = c.hosts();
     let path = |i: usize| format!("/wsgi/shared{i}?v={i}");
     for i in 0..OBJECTS {

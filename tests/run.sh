@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 tests/deps.sh
 # The integration tests load the built module into httpd.
 cargo build --release --locked
-cargo test --release --locked
+cargo test --release --locked --no-fail-fast
 # Bounded fuzzing, 50 s per target from the committed seeds (fuzz/README.md:
 # longer runs); fails on any crash, never skips.
 bash fuzz/run.sh 50

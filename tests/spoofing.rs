@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use mod_icpquery::icp::Opcode;
 use support::hostile::{HostilePeer, Sent};
-use support::httpd::{proxies_path_for, HttpdOptions};
+use support::httpd::{self, proxies_path_for, HttpdOptions};
 use support::{host_ips, http, poll_until, Cluster, Mpm, SQUID_ICP_PORT};
 
 /// Every reason the status page counts (README, *Status page*).
@@ -47,9 +47,7 @@ fn portal_conf(dir: &Path, net: u8, mpm: Mpm) -> String {
     let seed = HttpdOptions::seed(dir, net, mpm).portal_conf;
     let [h2, h3, _] = host_ips(net);
     std::fs::write(proxies_path_for(dir), format!("squids {h2}|{h3}\n")).expect("write proxies.txt");
-    let timeout_line = "ICPQueryTimeout                 50000";
-    assert!(seed.contains(timeout_line), "the seed's timeout line changed");
-    let seed = seed.replace(timeout_line, "ICPQueryTimeout                 2000000");
+    let seed = httpd::with_timeout(&seed, 2_000_000);
     format!(
         "RewriteRule ^/icpquery-status$ - [L]\n\
          <Location /icpquery-status>\n    SetHandler icpquery-status\n</Location>\n\

@@ -110,6 +110,18 @@ pub fn seed_portal_conf(net: u8, module_path: &Path, log_dir: &Path, proxies_pat
     conf
 }
 
+/// The seed configuration with its 50 ms `ICPQueryTimeout` replaced by
+/// `micros`. Tests of *which* cache a request reaches use a long timeout: a
+/// lookup still ends as soon as every cache has answered, but a loaded
+/// 2-core machine (several Squids and httpds per test binary) must never end
+/// it before a live cache's reply, or the request is routed elsewhere for a
+/// reason the test is not about.
+pub fn with_timeout(seed_conf: &str, micros: u64) -> String {
+    const SEED_TIMEOUT: &str = "ICPQueryTimeout                 50000";
+    assert!(seed_conf.contains(SEED_TIMEOUT), "the seed's timeout line changed");
+    seed_conf.replace(SEED_TIMEOUT, &format!("ICPQueryTimeout                 {micros}"))
+}
+
 /// 192.168.0.1/2/3 -> 127.0.<net>.2/3/4 (the result contains no "192.168.0.",
 /// so the order of the replacements does not matter).
 pub fn substitute_hosts(text: &str, net: u8) -> String {
