@@ -46,11 +46,7 @@ fn run_all(check: Check, files: &[PathBuf]) {
 }
 
 fn check_for(target: &str) -> Check {
-    TARGETS
-        .iter()
-        .find(|(name, _)| *name == target)
-        .unwrap_or_else(|| panic!("no fuzz target named {target:?}"))
-        .1
+    TARGETS.iter().find(|(name, _)| *name == target).unwrap_or_else(|| panic!("no fuzz target named {target:?}")).1
 }
 
 #[test]

@@ -7,7 +7,7 @@
 mod support;
 
 use mod_icpquery::icp::Opcode;
-use support::httpd::{modules_dir, module_path, Httpd, HttpdOptions};
+use support::httpd::{module_path, modules_dir, Httpd, HttpdOptions};
 use support::responder::Responder;
 use support::{Mpm, TestDir};
 
@@ -41,7 +41,8 @@ Header always set X-Up \"%{{UP}}e\"
         module = module_path().display(),
     );
     let dir = TestDir::new("ipv6");
-    let portal = Httpd::start(dir.path(), HttpdOptions { net: 120, mpm: Mpm::Event, portal_conf, module: module_path() });
+    let portal =
+        Httpd::start(dir.path(), HttpdOptions { net: 120, mpm: Mpm::Event, portal_conf, module: module_path() });
 
     let r = portal.get("/map/a");
     let mut hits: Vec<&str> = r.header("X-Hits").unwrap_or("").split_terminator(';').collect();

@@ -15,9 +15,7 @@ use support::responder::Responder;
 /// A cache that answers HIT for the URLs `holds` accepts and MISS for the
 /// rest, or (`silent`) never answers.
 fn cache(addr: &str, silent: bool, holds: fn(&[u8]) -> bool) -> Responder {
-    Responder::start(addr, move |url| {
-        (!silent).then_some(if holds(url) { Opcode::Hit } else { Opcode::Miss })
-    })
+    Responder::start(addr, move |url| (!silent).then_some(if holds(url) { Opcode::Hit } else { Opcode::Miss }))
 }
 
 fn cluster(responders: &[&Responder], timeout: Duration) -> Cluster {

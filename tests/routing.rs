@@ -7,8 +7,8 @@ mod support;
 
 use std::thread;
 
-use support::httpd::{with_timeout, HttpdOptions};
 use support::http;
+use support::httpd::{with_timeout, HttpdOptions};
 use support::{Cluster, Mpm};
 
 /// Fetches `path` straight from the Squid on `host`, so that exactly that
@@ -129,7 +129,8 @@ fn concurrent_clients_are_routed_by_their_own_replies(net: u8, mpm: Mpm) {
     const OBJECTS: usize = 12;
     const CLIENTS: usize = 32;
     const REQUESTS: usize = 25;
-    let c = Cluster::start_with(net, mpm, |dir| with_timeout(&HttpdOptions::seed(dir, net, mpm).portal_conf, 5_000_000));
+    let c =
+        Cluster::start_with(net, mpm, |dir| with_timeout(&HttpdOptions::seed(dir, net, mpm).portal_conf, 5_000_000));
     let hosts = c.hosts();
     let path = |i: usize| format!("/wsgi/shared{i}?v={i}");
     for i in 0..OBJECTS {

@@ -80,7 +80,10 @@ fn soak_seconds() -> u64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SockKind {
     /// TCP, with the local port and the state (0x0A = LISTEN).
-    Tcp { local_port: u16, state: u8 },
+    Tcp {
+        local_port: u16,
+        state: u8,
+    },
     Udp,
     Unix,
 }
@@ -200,7 +203,10 @@ fn fds_of(pid: i32, tables: &HashMap<u64, SockKind>) -> Option<Fds> {
 
 fn rss_kib(pid: i32) -> Option<i64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -222,7 +228,13 @@ fn sample_children(parent: i32) -> BTreeMap<i32, ChildSample> {
         for pid in children_of(parent) {
             let (Some(fds), Some(rss_kib)) = (fds_of(pid, &tables), rss_kib(pid)) else { continue };
             let s = ChildSample { fds, rss_kib };
-            best.entry(pid).and_modify(|b| if s.fds.total < b.fds.total { *b = s }).or_insert(s);
+            best.entry(pid)
+                .and_modify(|b| {
+                    if s.fds.total < b.fds.total {
+                        *b = s
+                    }
+                })
+                .or_insert(s);
         }
     }
     best
@@ -233,10 +245,7 @@ fn quiesce(load: &Load, parent: i32) {
     load.pause(Duration::from_secs(90));
     let idle = poll_until(Duration::from_secs(20), || {
         let tables = net_tables();
-        children_of(parent)
-            .iter()
-            .all(|&pid| fds_of(pid, &tables).map_or(true, |f| f.client_tcp == 0))
-            .then_some(())
+        children_of(parent).iter().all(|&pid| fds_of(pid, &tables).map_or(true, |f| f.client_tcp == 0)).then_some(())
     });
     assert!(idle.is_some(), "children still hold client connections 20 s after the load closed them");
 }
@@ -265,7 +274,12 @@ fn sysv_shm() -> Vec<(i64, i32)> {
 }
 
 fn list_dir(dir: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 // ---------------------------------------------------------------- the load
@@ -481,8 +495,7 @@ fn soak(net: u8, mpm: Mpm) {
     let logged: HashSet<&str> = soak_log.lines().filter_map(|l| l.split(' ').next()).filter(|i| *i != "-").collect();
     let unanswered = load_unanswered;
     let lost: Vec<&(String, Instant, Instant)> = unanswered.iter().filter(|u| logged.contains(u.0.as_str())).collect();
-    let lost_outside: Vec<_> =
-        lost.iter().filter(|u| !windows.iter().any(|w| u.1 <= w.to && u.2 >= w.from)).collect();
+    let lost_outside: Vec<_> = lost.iter().filter(|u| !windows.iter().any(|w| u.1 <= w.to && u.2 >= w.from)).collect();
     let received = totals.ok + failures.iter().filter(|f| f.status.is_some()).count() as u64;
     eprintln!(
         "soak {mpm:?}: httpd logged {} load requests: {received} answered to the client, {} lost in the windows, \
@@ -496,7 +509,11 @@ fn soak(net: u8, mpm: Mpm) {
         problems.push(format!(
             "{} responses httpd logged never reached the client, outside every window: {:?}",
             lost_outside.len(),
-            lost_outside.iter().take(20).map(|u| (&u.0, u.1.duration_since(t0), u.2.duration_since(t0))).collect::<Vec<_>>()
+            lost_outside
+                .iter()
+                .take(20)
+                .map(|u| (&u.0, u.1.duration_since(t0), u.2.duration_since(t0)))
+                .collect::<Vec<_>>()
         ));
     }
     if logged.len() as u64 != received + lost.len() as u64 {
@@ -518,7 +535,11 @@ fn soak(net: u8, mpm: Mpm) {
     if module_log.contains("panic") {
         problems.push(format!("module log has a panic:\n{}", support::tail(&c.httpd().module_log_path(), 40)));
     }
-    eprintln!("soak {mpm:?}: module log {} lines; last:\n{}", module_log.lines().count(), support::tail(&c.httpd().module_log_path(), 8));
+    eprintln!(
+        "soak {mpm:?}: module log {} lines; last:\n{}",
+        module_log.lines().count(),
+        support::tail(&c.httpd().module_log_path(), 8)
+    );
 
     // ---- stop httpd ourselves (SIGTERM to the parent), see everything go
     let group: Vec<i32> = processes().into_iter().filter(|p| p.2 == parent && p.3 != 'Z').map(|p| p.0).collect();
@@ -548,7 +569,9 @@ fn soak(net: u8, mpm: Mpm) {
         problems.push(format!("new entries in /dev/shm: {new_shm:?}"));
     }
     let run_after = list_dir(&run_dir);
-    eprintln!("soak {mpm:?}: run dir at start {run_at_start:?}, before stop {run_before_stop:?}, after stop {run_after:?}");
+    eprintln!(
+        "soak {mpm:?}: run dir at start {run_at_start:?}, before stop {run_before_stop:?}, after stop {run_after:?}"
+    );
     if !run_after.is_empty() {
         problems.push(format!("left in {}: {run_after:?}", run_dir.display()));
     }

@@ -456,10 +456,7 @@ mod tests {
 
     #[test]
     fn ipv6_hits_are_bracketed_for_use_in_urls() {
-        let c = Cluster {
-            peers: vec![Peer::new("::1", from("[::1]:3130"))],
-            ..Cluster::default()
-        };
+        let c = Cluster { peers: vec![Peer::new("::1", from("[::1]:3130"))], ..Cluster::default() };
         let mut l = asked(&c);
         l.on_datagram(from("[::1]:3130"), &reply(Opcode::Hit, REQNUM, URL), ms(1));
         assert_eq!(l.finish(ms(50), ms(1)).hit_list(&c).as_deref(), Some("[::1];"));

@@ -72,7 +72,7 @@ pub struct Cluster {
     /// Multicast groups; any host may answer a query sent to one.
     pub groups: Vec<SocketAddr>,
     /// Local address queries are sent from; `None` lets the kernel choose.
-    pub bind: Option<IpAddr>,
+    pub bind: Option<BindAddr>,
     /// Multicast TTL (IPv4) or hop limit (IPv6).
     pub mcast_hops: u32,
     /// How long to wait for replies, counted from the first datagram sent.
@@ -80,6 +80,24 @@ pub struct Cluster {
     /// A peer silent this long while asked (or refused by ICMP) is dead: no
     /// lookup waits for it, and it is asked once per dead time to revive.
     pub dead_time: Duration,
+}
+
+/// `ICPQueryBindAddr`: the address queries are sent from, and the interface
+/// that held it when the configuration was read. Multicast leaves by that
+/// interface: IPv4 names it by address, IPv6 only by index, which is looked
+/// up once here rather than per lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BindAddr {
+    pub ip: IpAddr,
+    /// `None`: no interface holds `ip` (the kernel chooses; sending from an
+    /// address the host lacks fails, and that is logged per lookup).
+    pub interface: Option<u32>,
+}
+
+impl BindAddr {
+    pub fn new(ip: IpAddr) -> BindAddr {
+        BindAddr { ip, interface: sys::interface_holding(ip) }
+    }
 }
 
 /// `ICPQueryTimeout`.

@@ -1,6 +1,7 @@
-//! The two things std does not offer: waiting on several sockets with a
-//! sub-millisecond deadline, and unpredictable request numbers. The engine's
-//! only `unsafe`, kept to plain libc calls on values owned here.
+//! What std does not offer: waiting on several sockets with a
+//! sub-millisecond deadline, unpredictable request numbers, the ICMP error
+//! queue and the interface that holds an address. The engine's only
+//! `unsafe`, kept to plain libc calls on values owned here.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -28,7 +29,8 @@ pub fn wait_readable<S: AsRawFd>(sockets: &[S], timeout: Duration) -> io::Result
     // timespec; ppoll writes only `revents`.
     let n = unsafe { libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, &ts, std::ptr::null()) };
     if n >= 0 {
-        let ready = |p: &libc::pollfd| Ready { data: p.revents & libc::POLLIN != 0, error: p.revents & libc::POLLERR != 0 };
+        let ready =
+            |p: &libc::pollfd| Ready { data: p.revents & libc::POLLIN != 0, error: p.revents & libc::POLLERR != 0 };
         return Ok(fds.iter().map(ready).collect());
     }
     let err = io::Error::last_os_error();
@@ -148,4 +150,48 @@ fn sockaddr_to_std(ss: &libc::sockaddr_storage) -> Option<std::net::SocketAddr> 
         }
         _ => None,
     }
+}
+
+/// The index of the interface that holds `ip`, if one does now. IPv6
+/// multicast leaves by interface (IPV6_MULTICAST_IF takes an index, and the
+/// kernel does not choose it from the bound source address).
+pub fn interface_holding(ip: std::net::IpAddr) -> Option<u32> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a list we free below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return None;
+    }
+    let mut found = None;
+    let mut entry = list;
+    while !entry.is_null() && found.is_none() {
+        // SAFETY: a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*entry };
+        entry = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_addr points to a sockaddr whose family says which
+        // struct it is; we read only that struct.
+        let addr = unsafe {
+            match (*ifa.ifa_addr).sa_family as libc::c_int {
+                libc::AF_INET => {
+                    let sin = &*ifa.ifa_addr.cast::<libc::sockaddr_in>();
+                    IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+                }
+                libc::AF_INET6 => {
+                    IpAddr::V6(Ipv6Addr::from((*ifa.ifa_addr.cast::<libc::sockaddr_in6>()).sin6_addr.s6_addr))
+                }
+                _ => continue,
+            }
+        };
+        if addr == ip {
+            // SAFETY: ifa_name is the interface's NUL-terminated name.
+            let index = unsafe { libc::if_nametoindex(ifa.ifa_name) };
+            found = (index != 0).then_some(index);
+        }
+    }
+    // SAFETY: the list from getifaddrs above, freed once.
+    unsafe { libc::freeifaddrs(list) };
+    found
 }

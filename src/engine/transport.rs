@@ -265,10 +265,8 @@ fn open_socket(cluster: &Cluster, domain: Domain) -> io::Result<UdpSocket> {
     let ipv6 = domain == Domain::IPV6;
     let socket = Socket::new(domain, Type::DGRAM.cloexec(), Some(Protocol::UDP))?;
     socket.set_nonblocking(true)?;
-    let bind_ip = match cluster.bind {
-        Some(ip) if ip.is_ipv6() == ipv6 => Some(ip),
-        _ => None,
-    };
+    let bind = cluster.bind.filter(|b| b.ip.is_ipv6() == ipv6);
+    let bind_ip = bind.map(|b| b.ip);
     let unspecified = if ipv6 { IpAddr::V6(Ipv6Addr::UNSPECIFIED) } else { IpAddr::V4(Ipv4Addr::UNSPECIFIED) };
     if ipv6 {
         socket.set_only_v6(true)?;
@@ -278,6 +276,9 @@ fn open_socket(cluster: &Cluster, domain: Domain) -> io::Result<UdpSocket> {
     if !cluster.groups.is_empty() {
         if ipv6 {
             socket.set_multicast_hops_v6(cluster.mcast_hops)?;
+            if let Some(index) = bind.and_then(|b| b.interface) {
+                socket.set_multicast_if_v6(index)?;
+            }
         } else {
             socket.set_multicast_ttl_v4(cluster.mcast_hops)?;
             if let Some(IpAddr::V4(v4)) = bind_ip {

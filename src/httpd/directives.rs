@@ -55,7 +55,12 @@ pub static COMMANDS: Commands = Commands([
         false,
         c"seconds between probe queries to every cache; 0 is off (default 5)",
     ),
-    directive(c"ICPQueryLog", set_log, false, c"file the module logs to (relative to ServerRoot), or \"|program\" as for CustomLog"),
+    directive(
+        c"ICPQueryLog",
+        set_log,
+        false,
+        c"file the module logs to (relative to ServerRoot), or \"|program\" as for CustomLog",
+    ),
     directive(c"ICPQueryLogLevel", set_log_level, false, c"0 problems, 1 results, 2 information, 3 debug (default 0)"),
     directive(c"ICPQueryBindAddr", set_bind_addr, false, c"local address ICP queries are sent from"),
     directive(

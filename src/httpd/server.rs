@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{ffi, guard, module::icpquery_module, pool_own};
-use crate::engine::{carp, Cluster, Health, Peer, Timeout};
+use crate::engine::{carp, BindAddr, Cluster, Health, Peer, Timeout};
 use crate::logfile::{LogFile, Sink};
 
 /// `ICPQueryProbeInterval` when not set.
@@ -109,7 +109,7 @@ impl ServerConfig {
         let cluster = Cluster {
             peers: self.peers.clone(),
             groups: self.groups.clone(),
-            bind: self.bind,
+            bind: self.bind.map(BindAddr::new),
             mcast_hops: self.mcast_hops.unwrap_or(Cluster::DEFAULT_MCAST_HOPS),
             timeout: self.timeout.unwrap_or(Cluster::DEFAULT_TIMEOUT),
             dead_time: self.dead_time.unwrap_or(Cluster::DEFAULT_DEAD_TIME),

@@ -1,17 +1,46 @@
-//! A network namespace of the test's own, with a multicast-capable link
-//! (a veth pair) holding a querier's and three group members' addresses.
-//! A thread enters it with `enter` (setns changes only the calling thread;
+//! A network namespace of the test's own with two multicast-capable links
+//! (veth pairs): `mc0` holds the querier's and three group members'
+//! addresses, IPv4 and IPv6; `dc0`, a decoy, holds the routes multicast
+//! takes by default. A query reaches the members only if it leaves by the
+//! interface of the bound address, as `ICPQueryBindAddr` promises. A thread
+//! enters the namespace with `enter` (setns changes only the calling thread;
 //! threads and processes it starts afterwards are inside too).
 
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread::JoinHandle;
 
-pub const GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 77, 1);
-pub const QUERIER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
-pub const MEMBERS: [Ipv4Addr; 3] =
-    [Ipv4Addr::new(10, 77, 0, 2), Ipv4Addr::new(10, 77, 0, 3), Ipv4Addr::new(10, 77, 0, 4)];
+/// The addresses of one family on `mc0`.
+#[derive(Clone, Copy, Debug)]
+pub struct Net {
+    pub group: IpAddr,
+    pub querier: IpAddr,
+    pub members: [IpAddr; 3],
+}
+
+pub const V4: Net = Net {
+    group: IpAddr::V4(Ipv4Addr::new(239, 255, 77, 1)),
+    querier: IpAddr::V4(Ipv4Addr::new(10, 77, 0, 1)),
+    members: [
+        IpAddr::V4(Ipv4Addr::new(10, 77, 0, 2)),
+        IpAddr::V4(Ipv4Addr::new(10, 77, 0, 3)),
+        IpAddr::V4(Ipv4Addr::new(10, 77, 0, 4)),
+    ],
+};
+
+pub const V6: Net = Net {
+    group: IpAddr::V6(Ipv6Addr::new(0xff15, 0, 0, 0, 0, 0, 0x77, 1)),
+    querier: IpAddr::V6(Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 1)),
+    members: [
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 2)),
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 3)),
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 4)),
+    ],
+};
 
 /// A network namespace made by this test and deleted on drop.
 pub struct Netns(pub String);
@@ -20,16 +49,28 @@ impl Netns {
     pub fn create(label: &str) -> Netns {
         let ns = Netns(format!("icpq-{label}-{}", std::process::id()));
         ns.ip(&["netns", "add", &ns.0]);
-        // A veth pair of the namespace's own: mc0 carries the addresses,
-        // multicast loops back to the members on the same host.
-        ns.inside(&["link", "add", "mc0", "type", "veth", "peer", "name", "mc1"]);
-        ns.inside(&["link", "set", "mc1", "up"]);
-        ns.inside(&["link", "set", "mc0", "up"]);
         ns.inside(&["link", "set", "lo", "up"]);
-        for addr in std::iter::once(QUERIER).chain(MEMBERS) {
-            ns.inside(&["addr", "add", &format!("{addr}/24"), "dev", "mc0"]);
+        for (link, peer) in [("dc0", "dc1"), ("mc0", "mc1")] {
+            ns.inside(&["link", "add", link, "type", "veth", "peer", "name", peer]);
+            ns.inside(&["link", "set", peer, "up"]);
+            ns.inside(&["link", "set", link, "up"]);
         }
-        ns.inside(&["route", "add", "224.0.0.0/4", "dev", "mc0"]);
+        ns.inside(&["addr", "add", "10.78.0.1/24", "dev", "dc0"]);
+        ns.inside(&["addr", "add", "fd00:78::1/64", "dev", "dc0", "nodad"]);
+        for net in [V4, V6] {
+            let prefix = if net.group.is_ipv4() { 24 } else { 64 };
+            for addr in std::iter::once(net.querier).chain(net.members) {
+                let addr = format!("{addr}/{prefix}");
+                let mut args = vec!["addr", "add", &addr, "dev", "mc0"];
+                if net.group.is_ipv6() {
+                    args.push("nodad"); // usable at once
+                }
+                ns.inside(&args);
+            }
+        }
+        // Unless told otherwise, multicast leaves by the decoy.
+        ns.inside(&["route", "add", "224.0.0.0/4", "dev", "dc0"]);
+        ns.inside(&["-6", "route", "add", "multicast", "ff15::/16", "dev", "dc0", "table", "local"]);
         ns
     }
 
@@ -51,6 +92,12 @@ impl Netns {
         let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
         assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
     }
+
+    /// `enter` for a handle made only to name the namespace (never deleted).
+    pub fn enter_and_forget(self) {
+        self.enter();
+        std::mem::forget(self);
+    }
 }
 
 impl Drop for Netns {
@@ -59,56 +106,63 @@ impl Drop for Netns {
     }
 }
 
-impl Netns {
-    /// `enter` for a handle made only to name the namespace (never deleted).
-    pub fn enter_and_forget(self) {
-        self.enter();
-        std::mem::forget(self);
-    }
+/// Starts the three members of `net` inside namespace `ns` (see `member`)
+/// and returns once all have joined the group.
+pub fn members(ns: &str, net: Net, holds: [fn(&[u8]) -> bool; 3], stop: &Arc<AtomicBool>) -> Vec<Member> {
+    let joined = Arc::new(Barrier::new(net.members.len() + 1));
+    let members = net
+        .members
+        .iter()
+        .zip(holds)
+        .map(|(a, h)| member(ns, net.group, *a, h, stop.clone(), joined.clone()))
+        .collect();
+    joined.wait();
+    members
 }
 
-/// A group member inside namespace `ns`: receives queries on the group,
-/// answers HIT for URLs `holds` accepts (MISS otherwise) from its own
-/// address, and returns, per query received, its source and IP TTL.
-pub fn member(
+/// A member's thread; it returns, per query received, its source and the
+/// IP TTL (IPv6 hop limit) it arrived with.
+pub type Member = JoinHandle<Vec<(SocketAddr, u8)>>;
+
+/// A group member: joins `group` on `mc0`, answers HIT for URLs `holds`
+/// accepts (MISS otherwise) from its own address until `stop`.
+fn member(
     ns: &str,
-    addr: Ipv4Addr,
+    group: IpAddr,
+    addr: IpAddr,
     holds: fn(&[u8]) -> bool,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    joined: std::sync::Arc<std::sync::Barrier>,
-) -> std::thread::JoinHandle<Vec<(std::net::SocketAddr, u8)>> {
+    stop: Arc<AtomicBool>,
+    joined: Arc<Barrier>,
+) -> Member {
     use mod_icpquery::icp::{Message, Opcode};
     use socket2::{Domain, Protocol, Socket, Type};
-    use std::net::SocketAddr;
     let ns = ns.to_owned();
     std::thread::spawn(move || {
         Netns(ns).enter_and_forget();
-        let group = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
-        group.set_reuse_address(true).unwrap();
-        group.bind(&SocketAddr::from((GROUP, 3130)).into()).unwrap();
-        group.join_multicast_v4(&GROUP, &addr).unwrap();
-        group.set_read_timeout(Some(std::time::Duration::from_millis(20))).unwrap();
-        let on: libc::c_int = 1;
-        // SAFETY: a valid socket and a c_int option value.
-        let rc = unsafe {
-            libc::setsockopt(
-                group.as_raw_fd(),
-                libc::IPPROTO_IP,
-                libc::IP_RECVTTL,
-                (&on as *const libc::c_int).cast(),
-                4,
-            )
+        let domain = if group.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+        let listener = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        listener.set_reuse_address(true).unwrap();
+        listener.bind(&SocketAddr::new(group, 3130).into()).unwrap();
+        match (group, addr) {
+            (IpAddr::V4(g), IpAddr::V4(a)) => listener.join_multicast_v4(&g, &a).unwrap(),
+            (IpAddr::V6(g), IpAddr::V6(_)) => listener.join_multicast_v6(&g, interface_index("mc0")).unwrap(),
+            _ => unreachable!("group and member of one family"),
+        }
+        listener.set_read_timeout(Some(std::time::Duration::from_millis(20))).unwrap();
+        let (level, option) = match group {
+            IpAddr::V4(_) => (libc::IPPROTO_IP, libc::IP_RECVTTL),
+            IpAddr::V6(_) => (libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT),
         };
-        assert_eq!(rc, 0, "IP_RECVTTL");
-        let reply = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        set_int_option(&listener, level, option);
+        let reply = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).unwrap();
         reply.set_reuse_address(true).unwrap();
-        reply.bind(&SocketAddr::from((addr, 3130)).into()).unwrap();
+        reply.bind(&SocketAddr::new(addr, 3130).into()).unwrap();
         let reply: std::net::UdpSocket = reply.into();
         joined.wait();
         let mut seen = Vec::new();
         let mut out = Vec::new();
-        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            let Some((datagram, from, ttl)) = recv_with_ttl(&group) else { continue };
+        while !stop.load(Ordering::Relaxed) {
+            let Some((datagram, from, ttl)) = recv_with_ttl(&listener) else { continue };
             let Ok(query) = Message::decode(&datagram) else { continue };
             seen.push((from, ttl));
             query.reply(if holds(query.url()) { Opcode::Hit } else { Opcode::Miss }).encode(&mut out).unwrap();
@@ -118,16 +172,32 @@ pub fn member(
     })
 }
 
-/// One datagram with its sender and the TTL it arrived with.
-fn recv_with_ttl(socket: &socket2::Socket) -> Option<(Vec<u8>, std::net::SocketAddr, u8)> {
+fn interface_index(name: &str) -> u32 {
+    let name = std::ffi::CString::new(name).unwrap();
+    // SAFETY: a NUL-terminated name.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    assert_ne!(index, 0, "no interface {name:?}");
+    index
+}
+
+fn set_int_option(socket: &socket2::Socket, level: libc::c_int, option: libc::c_int) {
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket and a c_int option value.
+    let rc = unsafe { libc::setsockopt(socket.as_raw_fd(), level, option, (&on as *const libc::c_int).cast(), 4) };
+    assert_eq!(rc, 0, "setsockopt({level}, {option}): {}", std::io::Error::last_os_error());
+}
+
+/// One datagram with its sender and the TTL / hop limit it arrived with.
+fn recv_with_ttl(socket: &socket2::Socket) -> Option<(Vec<u8>, SocketAddr, u8)> {
     let mut buf = [0u8; 4096];
     let mut control = [0u64; 16];
-    // SAFETY: all-zero is a valid sockaddr_in and msghdr.
-    let mut name: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut name = socket2::SockAddrStorage::zeroed();
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: all-zero is a valid msghdr.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = (&mut name as *mut libc::sockaddr_in).cast();
-    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: the storage is large enough for any sockaddr.
+    msg.msg_name = unsafe { name.view_as::<libc::sockaddr_storage>() } as *mut libc::sockaddr_storage as *mut _;
+    msg.msg_namelen = name.size_of();
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
@@ -142,13 +212,16 @@ fn recv_with_ttl(socket: &socket2::Socket) -> Option<(Vec<u8>, std::net::SocketA
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(&msg);
         while !c.is_null() {
-            if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_TTL {
+            let (level, kind) = ((*c).cmsg_level, (*c).cmsg_type);
+            if (level, kind) == (libc::IPPROTO_IP, libc::IP_TTL)
+                || (level, kind) == (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT)
+            {
                 ttl = Some(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>()) as u8);
             }
             c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
-    let from =
-        std::net::SocketAddr::from((Ipv4Addr::from(u32::from_be(name.sin_addr.s_addr)), u16::from_be(name.sin_port)));
+    // SAFETY: the kernel wrote a sockaddr of `msg_namelen` bytes into `name`.
+    let from = unsafe { socket2::SockAddr::new(name, msg.msg_namelen) }.as_socket()?;
     Some((buf[..n as usize].to_vec(), from, ttl?))
 }

@@ -12,7 +12,7 @@ use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
 use mod_icpquery::engine::carp::Variant;
-use mod_icpquery::engine::{ip_text, Cluster, Timeout};
+use mod_icpquery::engine::{ip_text, BindAddr, Cluster, Timeout};
 
 use args::{Action, Args, Command};
 
@@ -74,7 +74,7 @@ fn setup(args: &Args) -> Result<Setup, Failure> {
     let mut cluster = Cluster {
         peers: settings.peers,
         groups: settings.groups,
-        bind: settings.bind,
+        bind: args.bind.or(settings.bind).map(BindAddr::new),
         mcast_hops: settings.mcast_hops.unwrap_or(Cluster::DEFAULT_MCAST_HOPS),
         // The tool waits long on purpose: it measures.
         timeout: Timeout::Fixed(args.timeout),
@@ -82,7 +82,6 @@ fn setup(args: &Args) -> Result<Setup, Failure> {
     };
     cluster.peers.extend(args.peers.iter().cloned());
     cluster.groups.extend(args.groups.iter().copied());
-    cluster.bind = args.bind.or(cluster.bind);
     cluster.mcast_hops = args.mcast_hops.unwrap_or(cluster.mcast_hops);
     let variant = args.variant.or(settings.carp).unwrap_or_default();
 
