@@ -253,6 +253,7 @@ fn spoofed_lookups_route_as_the_real_caches_say(net: u8, mpm: Mpm) {
     assert!(!log.contains(&format!("ICP_OP_HIT from {h4}")), "a forged HIT was accepted:\n{log}");
     assert!(!log.contains("ICP_OP_HIT_OBJ from"), "a forged HIT_OBJ was accepted:\n{log}");
     assert!(!log.contains("no reply from"), "{log}");
+    assert!(log.contains("ICP message of 20000 bytes exceeds"), "an oversized datagram is logged by its real size");
 }
 
 #[test]

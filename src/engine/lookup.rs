@@ -233,13 +233,27 @@ impl<'a> Lookup<'a> {
         }
     }
 
+    /// A datagram of `len` bytes arrived, longer than any ICP message; only
+    /// its first bytes were read, so it is judged by sender and size alone.
+    pub fn on_oversized(&mut self, from: SocketAddr, len: usize) {
+        let reason = match self.responder_at(from) {
+            Ok(_) => Reject::Malformed(DecodeError::TooLong { len }),
+            Err(reject) => reject,
+        };
+        self.outcome.rejected.push(Rejected { from, reason });
+    }
+
+    fn responder_at(&self, from: SocketAddr) -> Result<Responder, Reject> {
+        match self.peer_at(from) {
+            Some(i) => Ok(Responder::Peer(i)),
+            None if !self.cluster.groups.is_empty() => Ok(Responder::Multicast(from)),
+            None => Err(Reject::UnknownSender),
+        }
+    }
+
     fn accept(&mut self, from: SocketAddr, datagram: &[u8], elapsed: Duration) -> Result<(), Reject> {
         // The sender is checked first: bytes from strangers are not even parsed.
-        let responder = match self.peer_at(from) {
-            Some(i) => Responder::Peer(i),
-            None if !self.cluster.groups.is_empty() => Responder::Multicast(from),
-            None => return Err(Reject::UnknownSender),
-        };
+        let responder = self.responder_at(from)?;
         let message = Message::decode(datagram).map_err(Reject::Malformed)?;
         if !message.opcode.is_reply() {
             return Err(Reject::NotAReply(message.opcode));
@@ -510,5 +524,18 @@ mod health_tests {
         assert_eq!(o.not_asked, [1]);
         assert_eq!(o.hit_list(&c).as_deref(), Some("192.0.2.2;"), "a probed peer's answer counts");
         assert_eq!(o.rejected.len(), 1, "a peer never asked cannot answer");
+    }
+
+    #[test]
+    fn an_oversized_datagram_is_rejected_by_its_real_size_and_waits_on() {
+        let c = two_peers();
+        let mut l = Lookup::new(&c, URL, 7);
+        l.on_sent(0, true);
+        l.on_oversized("192.0.2.2:3130".parse().unwrap(), 20_000);
+        l.on_oversized("198.51.100.1:3130".parse().unwrap(), 70_000);
+        assert!(!l.is_complete(), "the peer is still waited for");
+        let o = l.finish(Duration::from_millis(50), Duration::from_millis(50));
+        let reasons: Vec<Reject> = o.rejected.iter().map(|r| r.reason).collect();
+        assert_eq!(reasons, [Reject::Malformed(DecodeError::TooLong { len: 20_000 }), Reject::UnknownSender]);
     }
 }

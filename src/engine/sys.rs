@@ -128,6 +128,30 @@ pub fn take_icmp_error(socket: &impl AsRawFd) -> io::Result<Option<(std::net::So
     }
 }
 
+/// `recv_from` that also tells a datagram's full length when it was longer
+/// than `buf` (MSG_TRUNC), so an oversized one is reported by its real size.
+pub fn recv_from(socket: &impl AsRawFd, buf: &mut [u8]) -> io::Result<(usize, std::net::SocketAddr)> {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut name_len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `buf` and `name` are live buffers of the sizes passed.
+    let n = unsafe {
+        libc::recvfrom(
+            socket.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_TRUNC,
+            (&mut name as *mut libc::sockaddr_storage).cast(),
+            &mut name_len,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let from = sockaddr_to_std(&name).ok_or_else(|| io::Error::other("datagram from an address of no IP family"))?;
+    Ok((n as usize, from))
+}
+
 fn sockaddr_to_std(ss: &libc::sockaddr_storage) -> Option<std::net::SocketAddr> {
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
     match ss.ss_family as libc::c_int {

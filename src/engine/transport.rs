@@ -171,7 +171,8 @@ fn receive_until(
             // Drain everything queued (a flood must not delay real replies),
             // until nothing more is waited for.
             while ready.data && !lookup.is_complete() {
-                match socket.recv_from(buf) {
+                match sys::recv_from(socket, buf) {
+                    Ok((n, from)) if n > buf.len() => lookup.on_oversized(from, n),
                     Ok((n, from)) => lookup.on_datagram(from, &buf[..n], start.elapsed()),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     // The pending error of an ICMP message: take it from the

@@ -117,7 +117,7 @@ fn catalogue(query: &Message<'_>) -> Vec<(Sender, &'static str, Vec<u8>)> {
     }
 
     // 16 KiB and more: one byte over the maximum, and far over it (the
-    // module reads at most MAX_MESSAGE_LEN + 1 bytes of it).
+    // module reads at most MAX_MESSAGE_LEN + 1 bytes of it, and logs the size).
     for size in [MAX_MESSAGE_LEN + 1, 20_000] {
         let mut big = hit[..HEADER_LEN].to_vec();
         big.resize(size - 1, b'a');
