@@ -1,7 +1,8 @@
 //! The seed setup end to end: a portal httpd with the built module and the
 //! original example's rules, three real Squid accelerators and their
-//! origins on loopback. Which cache served each response is read from
-//! Squid's `X-Cache` header, exactly as a user would check it.
+//! origins on loopback (only the timeout is raised, see `seed_cluster`).
+//! Which cache served each response is read from Squid's `X-Cache` header,
+//! exactly as a user would check it.
 
 mod support;
 
@@ -10,6 +11,13 @@ use std::thread;
 use support::http;
 use support::httpd::{with_timeout, HttpdOptions};
 use support::{Cluster, Mpm};
+
+/// The seed setup with a long `ICPQueryTimeout` (see `with_timeout`): these
+/// tests are about which cache a request reaches, and the concurrent ones
+/// load the machine while the others run.
+fn seed_cluster(net: u8, mpm: Mpm) -> Cluster {
+    Cluster::start_with(net, mpm, |dir| with_timeout(&HttpdOptions::seed(dir, net, mpm).portal_conf, 5_000_000))
+}
 
 /// Fetches `path` straight from the Squid on `host`, so that exactly that
 /// cache holds the object.
@@ -22,7 +30,7 @@ fn warm(c: &Cluster, host: std::net::Ipv4Addr, path: &str) {
 
 #[test]
 fn an_object_cached_at_one_squid_is_fetched_from_that_squid() {
-    let c = Cluster::start(21, Mpm::Event);
+    let c = seed_cluster(21, Mpm::Event);
     let hosts = c.hosts();
     for (i, host) in hosts.iter().enumerate() {
         warm(&c, *host, &format!("/wsgi/page{i}?lang=en"));
@@ -46,7 +54,7 @@ fn an_object_cached_at_one_squid_is_fetched_from_that_squid() {
 
 #[test]
 fn a_new_object_goes_to_a_running_cache_and_the_repeat_is_a_hit_there() {
-    let c = Cluster::start(22, Mpm::Event);
+    let c = seed_cluster(22, Mpm::Event);
     for n in 0..6 {
         let path = format!("/wsgi/new{n}");
         let first = c.get(&path);
@@ -66,7 +74,7 @@ fn a_new_object_goes_to_a_running_cache_and_the_repeat_is_a_hit_there() {
 
 #[test]
 fn with_one_squid_stopped_no_request_goes_to_it_and_every_request_succeeds() {
-    let mut c = Cluster::start(23, Mpm::Event);
+    let mut c = seed_cluster(23, Mpm::Event);
     let [_, h3, h4] = c.hosts();
     warm(&c, h3, "/wsgi/was-at-3");
     warm(&c, h4, "/wsgi/at-4");
@@ -106,7 +114,7 @@ fn with_one_squid_stopped_no_request_goes_to_it_and_every_request_succeeds() {
 
 #[test]
 fn with_all_squids_stopped_the_balancer_serves_from_the_origin() {
-    let mut c = Cluster::start(24, Mpm::Event);
+    let mut c = seed_cluster(24, Mpm::Event);
     c.stop_all_squids();
     for n in 0..9 {
         let r = c.get(&format!("/wsgi/direct{n}?q={n}"));
@@ -122,15 +130,12 @@ fn with_all_squids_stopped_the_balancer_serves_from_the_origin() {
 }
 
 /// 32 clients at once, each object cached at exactly one Squid: a request
-/// routed by another request's replies would land on the wrong cache. The
-/// timeout is long (see `with_timeout`): the test is about whose replies
-/// route a request, not how fast loaded Squids answer.
+/// routed by another request's replies would land on the wrong cache.
 fn concurrent_clients_are_routed_by_their_own_replies(net: u8, mpm: Mpm) {
     const OBJECTS: usize = 12;
     const CLIENTS: usize = 32;
     const REQUESTS: usize = 25;
-    let c =
-        Cluster::start_with(net, mpm, |dir| with_timeout(&HttpdOptions::seed(dir, net, mpm).portal_conf, 5_000_000));
+    let c = seed_cluster(net, mpm);
     let hosts = c.hosts();
     let path = |i: usize| format!("/wsgi/shared{i}?v={i}");
     for i in 0..OBJECTS {

@@ -497,13 +497,15 @@ fn soak(net: u8, mpm: Mpm) {
     let lost: Vec<&(String, Instant, Instant)> = unanswered.iter().filter(|u| logged.contains(u.0.as_str())).collect();
     let lost_outside: Vec<_> = lost.iter().filter(|u| !windows.iter().any(|w| u.1 <= w.to && u.2 >= w.from)).collect();
     let received = totals.ok + failures.iter().filter(|f| f.status.is_some()).count() as u64;
+    let unlogged = (received + lost.len() as u64) as i64 - logged.len() as i64;
     eprintln!(
         "soak {mpm:?}: httpd logged {} load requests: {received} answered to the client, {} lost in the windows, \
-         {} lost outside; {} attempts were closed unprocessed",
+         {} lost outside; {} attempts were closed unprocessed; {} responses not logged (restart)",
         logged.len(),
         lost.len() - lost_outside.len(),
         lost_outside.len(),
-        unanswered.len() - lost.len()
+        unanswered.len() - lost.len(),
+        unlogged
     );
     if !lost_outside.is_empty() {
         problems.push(format!(
@@ -516,7 +518,11 @@ fn soak(net: u8, mpm: Mpm) {
                 .collect::<Vec<_>>()
         ));
     }
-    if logged.len() as u64 != received + lost.len() as u64 {
+    // Every logged request was answered or lost. The converse has one
+    // exception: `-k restart` kills children, and one killed between sending
+    // a response and writing its log line leaves a response the log lacks —
+    // at most one per connection in flight.
+    if !(0..=CONNECTIONS as i64).contains(&unlogged) {
         problems.push(format!(
             "httpd logged {} load requests; the clients got {received} responses and {} were lost",
             logged.len(),
