@@ -12,7 +12,6 @@ mod support;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use mod_icpquery::engine::{self, ip_text, BindAddr, Cluster, LocalHealth, Timeout};
@@ -26,9 +25,7 @@ fn a_group_is_asked_from_the_bound_interface_and_its_size_is_learnt(net: Net, la
     let stop = Arc::new(AtomicBool::new(false));
     let members = members(&ns.0, net, HOLDS, &stop);
 
-    let name = ns.0.clone();
-    let outcomes = thread::spawn(move || {
-        Netns(name).enter_and_forget();
+    let outcomes = ns.run_inside(move || {
         let cluster = Cluster {
             groups: vec![SocketAddr::new(net.group, 3130)],
             bind: Some(BindAddr::new(net.querier)),
@@ -42,9 +39,7 @@ fn a_group_is_asked_from_the_bound_interface_and_its_size_is_learnt(net: Net, la
         let first = engine::run(&cluster, health.view(), b"http://localhost/clip").unwrap();
         let second = engine::run(&cluster, health.view(), b"http://localhost/clip").unwrap();
         (cluster, first, second)
-    })
-    .join()
-    .unwrap();
+    });
     stop.store(true, Ordering::Relaxed);
     let seen: Vec<Vec<(SocketAddr, u8)>> = members.into_iter().map(|m| m.join().expect("a member failed")).collect();
 
@@ -82,18 +77,14 @@ fn without_a_bind_address_the_query_leaves_by_the_default_route() {
         let ns = Netns::create(label);
         let stop = Arc::new(AtomicBool::new(false));
         let members = members(&ns.0, net, HOLDS, &stop);
-        let name = ns.0.clone();
-        let outcome = thread::spawn(move || {
-            Netns(name).enter_and_forget();
+        let outcome = ns.run_inside(move || {
             let cluster = Cluster {
                 groups: vec![SocketAddr::new(net.group, 3130)],
                 timeout: Timeout::Fixed(Duration::from_millis(300)),
                 ..Cluster::default()
             };
             engine::run(&cluster, LocalHealth::new(0).view(), b"http://localhost/clip").unwrap()
-        })
-        .join()
-        .unwrap();
+        });
         stop.store(true, Ordering::Relaxed);
         let seen: usize = members.into_iter().map(|m| m.join().expect("a member failed").len()).sum();
         assert_eq!((outcome.replies.len(), seen), (0, 0), "{label}: {outcome:?}");

@@ -98,6 +98,17 @@ impl Netns {
         self.enter();
         std::mem::forget(self);
     }
+
+    /// Runs `f` on a thread of its own inside the namespace.
+    pub fn run_inside<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let name = self.0.clone();
+        std::thread::spawn(move || {
+            Netns(name).enter_and_forget();
+            f()
+        })
+        .join()
+        .expect("the thread inside the namespace panicked")
+    }
 }
 
 impl Drop for Netns {
