@@ -2,7 +2,7 @@
 # Runs the benchmarks and prints one summary table with ratios against
 # baselines measured in the same run, and ✓/✗ against each target.
 #
-#   bench/run.sh                      everything (about 7 minutes on 2 cores)
+#   bench/run.sh                      everything (about 13 minutes on 2 cores)
 #   bench/run.sh latency|throughput|dead|memory [...]   only those
 #   bench/run.sh hit-ratio            cluster hit ratio by routing rule (not in
 #                                     the default set; about 3.5 minutes,
