@@ -59,7 +59,11 @@ fn hostile_urls_never_crash_or_forge_log_lines() {
 #[test]
 fn keys_of_8_and_100_kib_are_asked_or_refused_once_per_request() {
     let c = Cluster::start_with(32, Mpm::Event, |dir| {
-        let seed = support::httpd::HttpdOptions::seed(dir, 32, Mpm::Event).portal_conf;
+        // A long timeout: the 8 KiB key must be answered, even on a loaded machine.
+        let seed = support::httpd::with_timeout(
+            &support::httpd::HttpdOptions::seed(dir, 32, Mpm::Event).portal_conf,
+            2_000_000,
+        );
         format!("LimitRequestLine 200000\n{seed}\nICPQueryProbeInterval 0\n")
     });
     let (e8k, h100k) = ("e".repeat(8 * 1024), "h".repeat(100 * 1024));
