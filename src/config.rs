@@ -63,20 +63,21 @@ pub fn timeout(value: &str) -> Result<Timeout, ValueError> {
 /// `ICPQueryDeadTime <seconds>`.
 pub fn dead_time(value: &str) -> Result<Duration, ValueError> {
     const EXPECTED: &str = "seconds as a whole number from 1 to 86400 (Squid's dead_peer_timeout is 10)";
-    match value.trim().parse::<u64>() {
-        Ok(s @ 1..=86_400) => Ok(Duration::from_secs(s)),
-        Ok(_) => Err(refuse("ICPQueryDeadTime", value, "out of range", EXPECTED)),
-        Err(_) => Err(refuse("ICPQueryDeadTime", value, "not a number", EXPECTED)),
-    }
+    seconds("ICPQueryDeadTime", value, 1, EXPECTED)
 }
 
 /// `ICPQueryProbeInterval <seconds>`; 0 turns probing off.
 pub fn probe_interval(value: &str) -> Result<Duration, ValueError> {
     const EXPECTED: &str = "seconds as a whole number from 0 (off) to 86400";
+    seconds("ICPQueryProbeInterval", value, 0, EXPECTED)
+}
+
+/// Whole seconds from `least` to a day.
+fn seconds(directive: &'static str, value: &str, least: u64, expected: &'static str) -> Result<Duration, ValueError> {
     match value.trim().parse::<u64>() {
-        Ok(s @ 0..=86_400) => Ok(Duration::from_secs(s)),
-        Ok(_) => Err(refuse("ICPQueryProbeInterval", value, "out of range", EXPECTED)),
-        Err(_) => Err(refuse("ICPQueryProbeInterval", value, "not a number", EXPECTED)),
+        Ok(s) if (least..=86_400).contains(&s) => Ok(Duration::from_secs(s)),
+        Ok(_) => Err(refuse(directive, value, "out of range", expected)),
+        Err(_) => Err(refuse(directive, value, "not a number", expected)),
     }
 }
 
