@@ -134,6 +134,5 @@ fn hit_obj_decodes_with_object() {
 fn truncated_reply_is_rejected_with_its_lengths() {
     let err = Message::decode(&SQUID_HIT[..40]).unwrap_err();
     assert_eq!(err, DecodeError::LengthMismatch { field: 46, actual: 40 });
-    assert_eq!(err.reason(), "length_mismatch");
     assert_eq!(err.to_string(), "ICP message of 40 bytes says its length is 46");
 }

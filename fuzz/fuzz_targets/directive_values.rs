@@ -1,6 +1,6 @@
-//! Any UTF-8 → every directive-value parser in `mod_icpquery::config`; none
-//! may panic, and accepted values must be in range. Host names never reach
-//! a real resolver here: see `../checks.rs`.
+//! Any UTF-8 → every directive-value parser in `mod_icpquery::settings`;
+//! none may panic, and accepted values must be in range. Host names never
+//! reach a real resolver here: see `../checks.rs`.
 #![no_main]
 
 #[path = "../checks.rs"]

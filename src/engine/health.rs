@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::icp::Opcode;
+use crate::icp::{DecodeError, Opcode};
 
 /// What a peer's record counts. The names are the status page's keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,23 +69,79 @@ impl Counter {
     }
 }
 
-/// Why datagrams from a peer's address and port were dropped, counted per
-/// reason. (A datagram from anywhere else is an unknown sender: counted
-/// for the cluster, [`ClusterSlot::unknown_sender`].)
-pub const REJECT_REASONS: [&str; 12] = [
-    "too_short",
-    "too_long",
-    "length_mismatch",
-    "bad_version",
-    "unknown_opcode",
-    "url_not_terminated",
-    "trailing_bytes",
-    "object_length_mismatch",
-    "not_a_reply",
-    "wrong_request_number",
-    "wrong_url",
-    "duplicate",
-];
+/// Why a datagram from a peer's own address and port was dropped: what
+/// each peer's record counts, one counter per variant (its index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum RejectReason {
+    TooShort,
+    TooLong,
+    LengthMismatch,
+    BadVersion,
+    UnknownOpcode,
+    UrlNotTerminated,
+    TrailingBytes,
+    ObjectLengthMismatch,
+    NotAReply,
+    WrongRequestNumber,
+    WrongUrl,
+    Duplicate,
+}
+
+impl RejectReason {
+    /// Every reason, in index order (the status page's order).
+    pub const ALL: [RejectReason; 12] = [
+        RejectReason::TooShort,
+        RejectReason::TooLong,
+        RejectReason::LengthMismatch,
+        RejectReason::BadVersion,
+        RejectReason::UnknownOpcode,
+        RejectReason::UrlNotTerminated,
+        RejectReason::TrailingBytes,
+        RejectReason::ObjectLengthMismatch,
+        RejectReason::NotAReply,
+        RejectReason::WrongRequestNumber,
+        RejectReason::WrongUrl,
+        RejectReason::Duplicate,
+    ];
+
+    /// Where this reason's counter is in a peer's record.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The stable `snake_case` name counters and logs use: scripts key on
+    /// it, so it never changes when a message is reworded.
+    pub fn label(self) -> &'static str {
+        match self {
+            RejectReason::TooShort => "too_short",
+            RejectReason::TooLong => "too_long",
+            RejectReason::LengthMismatch => "length_mismatch",
+            RejectReason::BadVersion => "bad_version",
+            RejectReason::UnknownOpcode => "unknown_opcode",
+            RejectReason::UrlNotTerminated => "url_not_terminated",
+            RejectReason::TrailingBytes => "trailing_bytes",
+            RejectReason::ObjectLengthMismatch => "object_length_mismatch",
+            RejectReason::NotAReply => "not_a_reply",
+            RejectReason::WrongRequestNumber => "wrong_request_number",
+            RejectReason::WrongUrl => "wrong_url",
+            RejectReason::Duplicate => "duplicate",
+        }
+    }
+
+    pub(super) fn of_decode(e: &DecodeError) -> RejectReason {
+        match e {
+            DecodeError::TooShort { .. } => RejectReason::TooShort,
+            DecodeError::TooLong { .. } => RejectReason::TooLong,
+            DecodeError::LengthMismatch { .. } => RejectReason::LengthMismatch,
+            DecodeError::BadVersion(_) => RejectReason::BadVersion,
+            DecodeError::UnknownOpcode(_) => RejectReason::UnknownOpcode,
+            DecodeError::UrlNotTerminated => RejectReason::UrlNotTerminated,
+            DecodeError::TrailingBytes => RejectReason::TrailingBytes,
+            DecodeError::ObjectLengthMismatch => RejectReason::ObjectLengthMismatch,
+        }
+    }
+}
 
 const ALIVE: u32 = 0;
 const DEAD: u32 = 1;
@@ -111,7 +167,7 @@ pub struct PeerSlot {
     /// when the next one is due.
     next_probe_us: AtomicU64,
     counters: [AtomicU64; Counter::ALL.len()],
-    rejects: [AtomicU64; REJECT_REASONS.len()],
+    rejects: [AtomicU64; RejectReason::ALL.len()],
 }
 
 /// A consistent-enough copy of a record, for the status page.
@@ -121,7 +177,7 @@ pub struct Snapshot {
     pub srtt: Option<Duration>,
     pub last_reply_us: Option<u64>,
     pub counters: [u64; Counter::ALL.len()],
-    pub rejects: [u64; REJECT_REASONS.len()],
+    pub rejects: [u64; RejectReason::ALL.len()],
 }
 
 impl PeerSlot {
@@ -140,10 +196,8 @@ impl PeerSlot {
         self.counters[counter as usize].fetch_add(1, Relaxed);
     }
 
-    pub fn count_reject(&self, reason: &str) {
-        if let Some(i) = REJECT_REASONS.iter().position(|r| *r == reason) {
-            self.rejects[i].fetch_add(1, Relaxed);
-        }
+    pub fn count_reject(&self, reason: RejectReason) {
+        self.rejects[reason.index()].fetch_add(1, Relaxed);
     }
 
     /// Whether a dead peer is due its revival query; at most one lookup in
@@ -363,12 +417,15 @@ mod tests {
     #[test]
     fn rejects_are_counted_by_reason() {
         let slot = PeerSlot::default();
-        slot.count_reject("wrong_url");
-        slot.count_reject("wrong_url");
-        slot.count_reject("no_such_reason");
+        slot.count_reject(RejectReason::WrongUrl);
+        slot.count_reject(RejectReason::WrongUrl);
+        slot.count_reject(RejectReason::TooShort);
         let snap = slot.snapshot();
-        let i = REJECT_REASONS.iter().position(|r| *r == "wrong_url").unwrap();
-        assert_eq!(snap.rejects[i], 2);
-        assert_eq!(snap.rejects.iter().sum::<u64>(), 2);
+        assert_eq!(snap.rejects[RejectReason::WrongUrl.index()], 2);
+        assert_eq!(snap.rejects.iter().sum::<u64>(), 3);
+        for (i, reason) in RejectReason::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), i, "ALL is in index order");
+            assert!(reason.label().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! Drives a [`Lookup`] with real UDP sockets, a deadline and the shared
-//! peer health.
+//! Drives a [`Lookup`] with real UDP sockets and the clock: it only moves
+//! datagrams and reads the time; what to send, whom to wait for and what
+//! the answers mean are decided by [`Plan`], [`Lookup`] and [`record`].
 //!
 //! Every lookup opens its own socket (one per address family in use), so
 //! concurrent lookups in threads or processes can never read each other's
@@ -9,14 +10,16 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::health::{self, Counter, Health, PeerSlot};
-use super::lookup::{Lookup, Outcome, Reject, Responder};
-use super::{sys, Cluster};
+use super::cluster::Cluster;
+use super::health::{self, Health};
+use super::lookup::{Lookup, Outcome};
+use super::plan::{Plan, Purpose};
+use super::record::record;
+use super::sys;
 use crate::icp::{EncodeError, MAX_MESSAGE_LEN};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,106 +41,71 @@ pub enum LookupError {
     HealthMismatch { peers: usize, slots: usize },
 }
 
-/// Asks the peers and groups of `cluster` whether they hold `url`.
-///
-/// Live peers of round 1 and every group are asked first; round-2 peers
-/// only if no HIT came back, within the same deadline. Dead peers are not
-/// waited for: one lookup per dead time sends them a query so they can
-/// revive. The lookup ends when every peer waited for has answered or
-/// failed (and no group was asked), or at the deadline. Afterwards the
-/// shared health records are updated with what was learnt.
+/// Asks the peers and groups of `cluster` whether they hold `url`, for a
+/// request: live peers of round 1 and every group first, round-2 peers only
+/// if no HIT came back, within the same deadline; dead peers are not waited
+/// for (see [`Plan`]). The lookup ends when everything waited for has
+/// answered or failed, or at the deadline; then the shared health records
+/// are updated with what was learnt ([`record`]).
 pub fn run(cluster: &Cluster, health: Health<'_>, url: &[u8]) -> Result<Outcome, LookupError> {
-    let now_us = health::now_us();
-    lookup(cluster, health, url, |slot| match slot.is_dead() {
-        false => Some(true),
-        true if slot.claim_probe(now_us, cluster.dead_time) => Some(false),
-        true => None,
-    })
+    lookup(cluster, health, url, Purpose::Request)
 }
 
-/// A background probe (no request waits for it): like [`run`], but a dead
-/// peer due its revival query is also waited for, so a dead cache that
-/// answers more slowly than the live ones is still heard and revived.
+/// A background probe, which no request waits for: like [`run`], but a dead
+/// peer due its revival query is waited for too.
 pub fn probe(cluster: &Cluster, health: Health<'_>, url: &[u8]) -> Result<Outcome, LookupError> {
-    let now_us = health::now_us();
-    lookup(cluster, health, url, |slot| {
-        (!slot.is_dead() || slot.claim_probe(now_us, cluster.dead_time)).then_some(true)
-    })
+    lookup(cluster, health, url, Purpose::Background)
 }
 
-/// One lookup; `plan` says per peer whether it is asked (`Some`) and
-/// waited for (`Some(true)`).
-fn lookup(
-    cluster: &Cluster,
-    health: Health<'_>,
-    url: &[u8],
-    plan: impl Fn(&PeerSlot) -> Option<bool>,
-) -> Result<Outcome, LookupError> {
+fn lookup(cluster: &Cluster, health: Health<'_>, url: &[u8], purpose: Purpose) -> Result<Outcome, LookupError> {
     if url.is_empty() || url.iter().any(|&b| b <= b' ' || b == 0x7f) {
         return Err(LookupError::NotAUrl);
     }
     if health.peers.len() != cluster.peers.len() {
         return Err(LookupError::HealthMismatch { peers: cluster.peers.len(), slots: health.peers.len() });
     }
-    let mut lookup = Lookup::new(cluster, url, sys::random_u32());
+    let plan = Plan::new(cluster, health, purpose, health::now_us());
+    let mut lookup = Lookup::new(cluster, &plan, url, sys::random_u32());
     let mut query = Vec::with_capacity(64 + url.len());
     lookup.query(&mut query)?;
 
-    // Who is asked and waited for is decided before the clock starts.
-    let plan: Vec<Option<bool>> = health.peers.iter().map(plan).collect();
-    let timeout =
-        cluster.timeout.for_rtts((0..plan.len()).filter(|&i| plan[i] == Some(true)).map(|i| health.peers[i].srtt()));
-
     let sockets = Sockets::open(cluster).map_err(LookupError::Socket)?;
     let start = Instant::now();
-    let deadline = start + timeout;
+    let deadline = start + plan.timeout;
     let mut buf = vec![0u8; MAX_MESSAGE_LEN + 1];
-    send_round(cluster, &sockets, &query, &plan, 1, &mut lookup);
-    let learning = !cluster.groups.is_empty() && {
-        let expected = health.cluster.multicast_responders_expected(health::now_us(), cluster.dead_time);
-        lookup.on_sent_to_groups(expected);
-        expected.is_none()
-    };
-    for group in &cluster.groups {
-        // A group that cannot be reached only costs its replies: the
-        // deadline still bounds the wait.
-        let _ = sockets.for_addr(*group).send_to(&query, *group);
+    send_round(cluster, &sockets, &query, 1, &mut lookup);
+    if lookup.asks_groups() {
+        lookup.on_sent_to_groups();
+        for group in &cluster.groups {
+            // A group that cannot be reached only costs its replies: the
+            // deadline still bounds the wait.
+            let _ = sockets.for_addr(*group).send_to(&query, *group);
+        }
     }
     receive_until(&sockets, &mut lookup, start, deadline, &mut buf)?;
-    let second_round = !lookup.has_hit() && cluster.peers.iter().any(|p| p.round == 2) && Instant::now() < deadline;
-    if second_round {
-        send_round(cluster, &sockets, &query, &plan, 2, &mut lookup);
+    if lookup.second_round_due() && Instant::now() < deadline {
+        lookup.on_second_round();
+        send_round(cluster, &sockets, &query, 2, &mut lookup);
         receive_until(&sockets, &mut lookup, start, deadline, &mut buf)?;
     }
-    if learning {
-        health.cluster.learn_multicast_responders(lookup.multicast_responders());
-    }
-    let mut outcome = lookup.finish(timeout, start.elapsed());
-    outcome.second_round = second_round;
-    record(cluster, health, &mut outcome);
+    let mut outcome = lookup.finish(start.elapsed());
+    record(cluster, health, &plan, &mut outcome, health::now_us());
     Ok(outcome)
 }
 
-fn send_round(
-    cluster: &Cluster,
-    sockets: &Sockets,
-    query: &[u8],
-    plan: &[Option<bool>],
-    round: u8,
-    lookup: &mut Lookup<'_>,
-) {
-    for (i, peer) in cluster.peers.iter().enumerate().filter(|(_, p)| p.round == round) {
-        let Some(wait) = plan[i] else { continue };
-        let socket = sockets.for_addr(peer.addr);
-        let mut sent = socket.send_to(query, peer.addr);
+fn send_round(cluster: &Cluster, sockets: &Sockets, query: &[u8], round: u8, lookup: &mut Lookup<'_>) {
+    for i in lookup.to_ask(round) {
+        let addr = cluster.peers[i].addr;
+        let socket = sockets.for_addr(addr);
+        let mut sent = socket.send_to(query, addr);
         if sent.as_ref().is_err_and(|e| e.raw_os_error().is_some_and(is_icmp_errno)) {
             // The error belongs to an earlier destination whose ICMP answer
             // is pending on the socket: file it, then send this one.
             take_icmp_errors(socket, lookup);
-            sent = socket.send_to(query, peer.addr);
+            sent = socket.send_to(query, addr);
         }
         match sent {
-            Ok(_) => lookup.on_sent(i, wait),
+            Ok(_) => lookup.on_sent(i),
             Err(e) => lookup.on_send_error(i, e.kind()),
         }
     }
@@ -189,49 +157,6 @@ fn receive_until(
 
 fn is_icmp_errno(errno: i32) -> bool {
     matches!(errno, libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EHOSTDOWN | libc::EPROTO)
-}
-
-/// Writes what the lookup learnt into the shared health records.
-fn record(cluster: &Cluster, health: Health<'_>, outcome: &mut Outcome) {
-    let now_us = health::now_us();
-    health.cluster.lookups.fetch_add(1, Relaxed);
-    if outcome.complete {
-        health.cluster.complete.fetch_add(1, Relaxed);
-    }
-    let mut transitions = Vec::new();
-    for reply in &outcome.replies {
-        match reply.responder {
-            Responder::Peer(i) => transitions.push((i, health.peers[i].record_reply(reply.opcode, reply.rtt, now_us))),
-            Responder::Multicast(_) => {
-                health.cluster.multicast_replies.fetch_add(1, Relaxed);
-            }
-        }
-    }
-    for &(i, _) in &outcome.refused {
-        transitions.push((i, health.peers[i].record_refused(now_us, cluster.dead_time)));
-    }
-    for &i in &outcome.silent {
-        transitions.push((i, health.peers[i].record_timeout(now_us, cluster.dead_time)));
-    }
-    for (i, slot) in health.peers.iter().enumerate() {
-        if !outcome.not_asked.contains(&i) {
-            slot.count(Counter::Queries);
-        }
-    }
-    for rejected in &outcome.rejected {
-        match cluster
-            .peers
-            .iter()
-            .position(|p| p.addr.ip() == rejected.from.ip() && p.addr.port() == rejected.from.port())
-        {
-            Some(i) => health.peers[i].count_reject(rejected.reason.reason()),
-            None if rejected.reason == Reject::UnknownSender => {
-                health.cluster.unknown_sender.fetch_add(1, Relaxed);
-            }
-            None => {} // a multicast responder's bad datagram: no record of its own
-        }
-    }
-    outcome.transitions = transitions.into_iter().filter_map(|(i, t)| Some((i, t?))).collect();
 }
 
 /// The sockets one lookup sends from: at most one per address family.

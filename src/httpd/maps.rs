@@ -9,14 +9,15 @@
 //! functions of its own ([`GROUP_MAPS`]).
 
 use std::ffi::c_char;
-use std::fmt;
 use std::net::IpAddr;
-use std::ptr::{addr_of, null_mut};
+use std::ptr::null_mut;
 
-use super::server::{self, Settled};
-use super::{c_bytes, errorlog, ffi, guard, module::icpquery_module, pool_own};
-use crate::engine::{self, Cluster, LookupError, Outcome, Peer, Responder, Transition};
-use crate::logfile::{level, Escaped, LogFile};
+use super::conf::{self, Settled};
+use super::events::{ErrorLogAt, Events};
+use super::ffi;
+use super::safe::{self, guard, Level, Pool, Request};
+use crate::engine::{self, Cluster, LookupError, Peer};
+use crate::logfile::{level, Escaped};
 
 /// What this request's lookups found out: one entry for the server's own
 /// maps (0) and one per cache group (k + 1).
@@ -33,86 +34,6 @@ struct MapState {
     queried: bool,
 }
 
-/// The request's state for one set of maps, created on first use in the
-/// request's pool.
-///
-/// # Safety
-/// `r` must be a live request.
-unsafe fn request_state<'a>(r: *mut ffi::request_rec, set: usize) -> &'a mut MapState {
-    // SAFETY: request_config is the request's own module config vector; the
-    // slot is ours and holds NULL or a RequestState owned by r->pool.
-    let state = unsafe {
-        let module = addr_of!(icpquery_module);
-        let mut state = ffi::ap_get_module_config((*r).request_config, module).cast::<RequestState>();
-        if state.is_null() {
-            state = pool_own((*r).pool, RequestState::default());
-            ffi::ap_set_module_config((*r).request_config, module, state.cast());
-        }
-        &mut *state
-    };
-    if state.maps.len() <= set {
-        state.maps.resize_with(set + 1, MapState::default);
-    }
-    &mut state.maps[set]
-}
-
-/// The module's log for the request's server, and the httpd error log for
-/// problems, written side by side.
-pub(super) struct Events<'a> {
-    at: ErrorLogAt,
-    log: Option<&'a LogFile>,
-}
-
-/// Where httpd's error log lines go: a map's lookup logs under its request
-/// (httpd adds the client), a probe (probe.rs) under its server.
-#[derive(Clone, Copy)]
-enum ErrorLogAt {
-    Request(*mut ffi::request_rec),
-    Server(*const ffi::server_rec),
-}
-
-impl<'a> Events<'a> {
-    /// Events of a lookup that belongs to no request.
-    ///
-    /// # Safety
-    /// `s` must be a live server_rec for as long as the value is used.
-    pub(super) unsafe fn for_server(s: *const ffi::server_rec, log: Option<&'a LogFile>) -> Self {
-        Events { at: ErrorLogAt::Server(s), log }
-    }
-
-    fn enabled(&self, level: u8) -> bool {
-        self.log.is_some_and(|l| l.enabled(level))
-    }
-
-    pub(super) fn log(&self, level: u8, message: fmt::Arguments<'_>) {
-        if let Some(log) = self.log {
-            log.write(level, message);
-        }
-    }
-
-    /// A problem goes to both logs; httpd's at `httpd_level`, under the
-    /// module's `LogLevel icpquery:...`.
-    pub(super) fn problem(&self, httpd_level: u32, message: fmt::Arguments<'_>) {
-        self.log(level::PROBLEM, message);
-        self.error_log(httpd_level, message);
-    }
-
-    fn error_log(&self, httpd_level: u32, message: fmt::Arguments<'_>) {
-        // SAFETY: the request being mapped, or the server for_server was
-        // given, is live while `self` is.
-        unsafe {
-            match self.at {
-                ErrorLogAt::Request(r) if errorlog::request_enabled(r, httpd_level) => {
-                    errorlog::request(r, httpd_level, &message.to_string())
-                }
-                ErrorLogAt::Request(_) => {}
-                // httpd filters by the server's module log level itself.
-                ErrorLogAt::Server(s) => errorlog::server(s, httpd_level, 0, &message.to_string()),
-            }
-        }
-    }
-}
-
 #[derive(Clone, Copy)]
 enum Map {
     Query,
@@ -121,53 +42,54 @@ enum Map {
 }
 
 /// Runs map `map` of the server's own configuration (`group` None) or of
-/// cache group `group`.
-///
-/// # Safety
-/// `r` and `key` as mod_rewrite passes them to a map function.
-unsafe fn dispatch(map: Map, group: Option<usize>, r: *mut ffi::request_rec, key: *mut c_char) -> *mut c_char {
+/// cache group `group`, for mod_rewrite's `r` and `key`.
+fn dispatch(map: Map, group: Option<usize>, r: *mut ffi::request_rec, key: *mut c_char) -> *mut c_char {
     guard(null_mut(), || {
-        // SAFETY: mod_rewrite passes the live request and a C string key.
-        unsafe {
-            let settled = match group {
-                None => server::settled((*r).server),
-                Some(k) => server::group_settled(k),
-            };
-            let Some(settled) = settled else { return null_mut() };
-            let events = Events { at: ErrorLogAt::Request(r), log: settled.log.as_ref() };
-            let state = request_state(r, group.map_or(0, |k| k + 1));
-            let key_bytes = c_bytes(key);
-            let value = match map {
-                Map::Query => query(&events, settled, state, key_bytes),
-                Map::Running => running(&events, settled, state, key_bytes).then(|| key_bytes.to_vec()),
-                Map::Carp => carp(&events, settled, state, key_bytes),
-            };
-            match value {
-                Some(v) if v.as_slice() == key_bytes => key,
-                Some(v) => super::pool_bytes((*r).pool, &v),
-                None => null_mut(),
-            }
+        // SAFETY: mod_rewrite passes the live request it is rewriting and a
+        // NUL-terminated key in its pool.
+        let (Some(r), key_bytes) = (unsafe { Request::from_raw(r) }, unsafe { safe::c_bytes(key) }) else {
+            return null_mut();
+        };
+        let settled = match group {
+            None => conf::of(r.server()).settled.as_ref(),
+            Some(k) => conf::group_settled(k),
+        };
+        let Some(settled) = settled else { return null_mut() };
+        let events = Events { at: ErrorLogAt::Request(r), log: settled.log.as_ref() };
+        // SAFETY: the module's request slot holds only RequestState.
+        let state = unsafe { r.module_state::<RequestState>() };
+        let set = group.map_or(0, |k| k + 1);
+        if state.maps.len() <= set {
+            state.maps.resize_with(set + 1, MapState::default);
+        }
+        let state = &mut state.maps[set];
+        let value = match map {
+            Map::Query => query(&events, settled, state, key_bytes),
+            Map::Running => running(&events, settled, state, key_bytes).then(|| key_bytes.to_vec()),
+            Map::Carp => carp(&events, settled, state, key_bytes),
+        };
+        match value {
+            Some(v) if v.as_slice() == key_bytes => key,
+            Some(v) => r.pool().bytes(&v),
+            None => null_mut(),
         }
     })
 }
 
 /// `${icpquery:URL}`: every cache that answered HIT as `ip;ip;`, or NULL.
-pub unsafe extern "C" fn icpquerymap(r: *mut ffi::request_rec, key: *mut c_char) -> *mut c_char {
-    // SAFETY: called by mod_rewrite as a map function.
-    unsafe { dispatch(Map::Query, None, r, key) }
+pub extern "C" fn icpquerymap(r: *mut ffi::request_rec, key: *mut c_char) -> *mut c_char {
+    dispatch(Map::Query, None, r, key)
 }
 
 /// `${cacheisrunning:ADDRESS}`: the key itself when that cache is running,
 /// else NULL.
-pub unsafe extern "C" fn icpqueryisrunning(r: *mut ffi::request_rec, key: *mut c_char) -> *mut c_char {
-    // SAFETY: called by mod_rewrite as a map function.
-    unsafe { dispatch(Map::Running, None, r, key) }
+pub extern "C" fn icpqueryisrunning(r: *mut ffi::request_rec, key: *mut c_char) -> *mut c_char {
+    dispatch(Map::Running, None, r, key)
 }
 
 /// `${icpquerycarp:URL}`: the running cache that owns the URL by CARP.
-pub unsafe extern "C" fn icpquerycarp(r: *mut ffi::request_rec, key: *mut c_char) -> *mut c_char {
-    // SAFETY: called by mod_rewrite as a map function.
-    unsafe { dispatch(Map::Carp, None, r, key) }
+pub extern "C" fn icpquerycarp(r: *mut ffi::request_rec, key: *mut c_char) -> *mut c_char {
+    dispatch(Map::Carp, None, r, key)
 }
 
 /// The three maps of each possible cache group: mod_rewrite calls a map
@@ -175,17 +97,14 @@ pub unsafe extern "C" fn icpquerycarp(r: *mut ffi::request_rec, key: *mut c_char
 macro_rules! group_maps {
     ($($k:literal)*) => {
         pub static GROUP_MAPS: [[ffi::rewrite_mapfunc_t; 3]; [$($k),*].len()] = [$({
-            unsafe extern "C" fn query(r: *mut ffi::request_rec, key: *mut c_char) -> *mut c_char {
-                // SAFETY: called by mod_rewrite as a map function.
-                unsafe { dispatch(Map::Query, Some($k), r, key) }
+            extern "C" fn query(r: *mut ffi::request_rec, key: *mut c_char) -> *mut c_char {
+                dispatch(Map::Query, Some($k), r, key)
             }
-            unsafe extern "C" fn running(r: *mut ffi::request_rec, key: *mut c_char) -> *mut c_char {
-                // SAFETY: called by mod_rewrite as a map function.
-                unsafe { dispatch(Map::Running, Some($k), r, key) }
+            extern "C" fn running(r: *mut ffi::request_rec, key: *mut c_char) -> *mut c_char {
+                dispatch(Map::Running, Some($k), r, key)
             }
-            unsafe extern "C" fn carp(r: *mut ffi::request_rec, key: *mut c_char) -> *mut c_char {
-                // SAFETY: called by mod_rewrite as a map function.
-                unsafe { dispatch(Map::Carp, Some($k), r, key) }
+            extern "C" fn carp(r: *mut ffi::request_rec, key: *mut c_char) -> *mut c_char {
+                dispatch(Map::Carp, Some($k), r, key)
             }
             [Some(query), Some(running), Some(carp)]
         }),*];
@@ -196,44 +115,34 @@ group_maps!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
 /// The names the server's own maps are registered under.
 pub const MAP_NAMES: [&str; 3] = ["icpquerymap", "icpqueryisrunning", "icpquerycarp"];
 
-/// Registers `map_names` (`NAME` or `NAME:group`) with mod_rewrite.
-///
-/// # Safety
-/// `pool` must live as long as the configuration (mod_rewrite keeps the
-/// name pointers).
-pub unsafe fn register(pool: *mut ffi::apr_pool_t, group: Option<(&str, usize)>) -> Result<(), &'static str> {
-    // SAFETY: the optional function, when present, has exactly this type:
-    // void ap_register_rewrite_mapfunc(char *name, rewrite_mapfunc_t *func).
-    unsafe {
-        let register = ffi::apr_dynamic_fn_retrieve(c"ap_register_rewrite_mapfunc".as_ptr())
-            .ok_or("mod_rewrite is not loaded; expected LoadModule rewrite_module")?;
-        type Register = unsafe extern "C" fn(*mut c_char, ffi::rewrite_mapfunc_t);
-        let register = std::mem::transmute::<unsafe extern "C" fn(), Register>(register);
-        let functions = match group {
-            None => [Some(icpquerymap as _), Some(icpqueryisrunning as _), Some(icpquerycarp as _)],
-            Some((_, k)) => GROUP_MAPS[k],
+/// Registers the server's own maps (`group` None) or cache group `group`'s
+/// (`NAME:group`) with mod_rewrite. `pool` must live as long as the
+/// configuration (mod_rewrite keeps the names).
+pub fn register(pool: Pool<'_>, group: Option<(&str, usize)>) -> Result<(), &'static str> {
+    let functions: [ffi::rewrite_mapfunc_t; 3] = match group {
+        None => [Some(icpquerymap), Some(icpqueryisrunning), Some(icpquerycarp)],
+        Some((_, k)) => GROUP_MAPS[k],
+    };
+    for (name, function) in MAP_NAMES.iter().zip(functions) {
+        let name = match group {
+            None => (*name).to_owned(),
+            Some((group, _)) => format!("{name}:{group}"),
         };
-        for (name, function) in MAP_NAMES.iter().zip(functions) {
-            let name = match group {
-                None => (*name).to_owned(),
-                Some((group, _)) => format!("{name}:{group}"),
-            };
-            register(super::pool_str(pool, &name), function);
-        }
+        safe::register_rewrite_map(pool, &name, function)?;
     }
     Ok(())
 }
 
 /// `icpquerymap`: a lookup; every cache that answered HIT as `ip;ip;`.
 fn query(events: &Events<'_>, settled: &Settled, state: &mut MapState, url: &[u8]) -> Option<Vec<u8>> {
-    let (true, Some(health)) = (settled.mapper, settled.health) else {
+    let (true, Some(health)) = (settled.mapper, settled.health()) else {
         events.log(level::DEBUG, format_args!("icpquerymap \"{}\": ICPQueryMapper is Off -> NULL", Escaped(url)));
         return None;
     };
     state.queried = true;
     let value = match engine::run(&settled.cluster, health, url) {
         Ok(outcome) => {
-            report(events, &settled.cluster, url, &outcome);
+            events.report(&settled.cluster, url, &outcome);
             state.answered.extend(outcome.answered_ips(&settled.cluster));
             outcome.hit_list(&settled.cluster)
         }
@@ -241,8 +150,8 @@ fn query(events: &Events<'_>, settled: &Settled, state: &mut MapState, url: &[u8
             // What a client sent must not flood the error log; a socket
             // failure is the server's own problem.
             let httpd_level = match e {
-                LookupError::NotAUrl | LookupError::Unqueryable(_) => errorlog::INFO,
-                _ => errorlog::ERR,
+                LookupError::NotAUrl | LookupError::Unqueryable(_) => Level::INFO,
+                _ => Level::ERR,
             };
             events.problem(httpd_level, format_args!("icpquerymap \"{}\": {e}", Escaped(url)));
             None
@@ -304,7 +213,7 @@ fn peer_running(settled: &Settled, state: &MapState, i: usize) -> bool {
     if state.queried {
         state.answered.contains(&settled.cluster.peers[i].addr.ip())
     } else {
-        settled.health.and_then(|h| h.peers.get(i)).is_some_and(|slot| !slot.is_dead())
+        settled.health().and_then(|h| h.peers.get(i)).is_some_and(|slot| !slot.is_dead())
     }
 }
 
@@ -331,88 +240,6 @@ fn key_text(key: &[u8]) -> Option<&str> {
 
 fn key_ip(key: &str) -> Option<IpAddr> {
     key.strip_prefix('[').and_then(|k| k.strip_suffix(']')).unwrap_or(key).parse().ok()
-}
-
-/// Logs what a lookup saw: the query (debug), each reply (information),
-/// every problem (silence, ICMP errors, unreachable peers, dropped
-/// datagrams) and every change of a cache's health.
-pub(super) fn report(events: &Events<'_>, cluster: &Cluster, url: &[u8], outcome: &Outcome) {
-    let url = Escaped(url);
-    if events.enabled(level::DEBUG) {
-        let ended = if outcome.complete { ", every cache waited for answered" } else { "" };
-        events.log(
-            level::DEBUG,
-            format_args!(
-                "query {:08x} for \"{url}\" to {} peer(s) and {} group(s), {} dead peer(s) probed, {} not asked{}, \
-                 timeout {} us: {} repl(ies) in {} us{ended}",
-                outcome.request_number,
-                cluster.peers.len() - outcome.not_asked.len(),
-                cluster.groups.len(),
-                outcome.probed.len(),
-                outcome.not_asked.len(),
-                if outcome.second_round { ", second round asked" } else { "" },
-                outcome.timeout.as_micros(),
-                outcome.replies.len(),
-                outcome.elapsed.as_micros(),
-            ),
-        );
-    }
-    if events.enabled(level::INFO) {
-        for reply in &outcome.replies {
-            let from = match reply.responder {
-                Responder::Peer(i) => cluster.peers[i].addr.to_string(),
-                Responder::Multicast(addr) => format!("{addr} (multicast)"),
-            };
-            events.log(
-                level::INFO,
-                format_args!("{} from {from} for \"{url}\" in {} us", reply.opcode, reply.rtt.as_micros()),
-            );
-        }
-    }
-    for &i in &outcome.silent {
-        let (addr, waited) = (cluster.peers[i].addr, outcome.timeout.as_micros());
-        events.problem(errorlog::INFO, format_args!("no reply from {addr} within {waited} us for \"{url}\""));
-    }
-    for &(i, kind) in &outcome.refused {
-        events.problem(
-            errorlog::INFO,
-            format_args!("{} refused the query by ICMP ({kind}): no ICP there", cluster.peers[i].addr),
-        );
-    }
-    for &(i, kind) in &outcome.unreachable {
-        events
-            .problem(errorlog::WARNING, format_args!("cannot send an ICP query to {}: {kind}", cluster.peers[i].addr));
-    }
-    for rejected in &outcome.rejected {
-        events.problem(
-            errorlog::WARNING,
-            format_args!(
-                "dropped a datagram from {}: {} ({})",
-                rejected.from,
-                rejected.reason,
-                rejected.reason.reason()
-            ),
-        );
-    }
-    for &(i, transition) in &outcome.transitions {
-        let addr = cluster.peers[i].addr;
-        let message = match transition {
-            Transition::Revived => format!("cache {addr} is alive again"),
-            Transition::Died if outcome.refused.iter().any(|(r, _)| *r == i) => {
-                format!(
-                    "cache {addr} is dead: its host refused the query (ICMP); asking it again once per {} s",
-                    cluster.dead_time.as_secs()
-                )
-            }
-            Transition::Died => format!(
-                "cache {addr} is dead: no valid reply for {} s; asking it again once per {} s",
-                cluster.dead_time.as_secs(),
-                cluster.dead_time.as_secs()
-            ),
-        };
-        events.log(level::RESULT, format_args!("{message}"));
-        events.error_log(errorlog::NOTICE, format_args!("{message}"));
-    }
 }
 
 #[cfg(test)]

@@ -18,8 +18,10 @@ use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::time::{Duration, Instant};
 
-use super::maps::{report, Events};
-use super::{errorlog, ffi, guard, pool_own, server};
+use super::conf::{self, Settled};
+use super::events::{ErrorLogAt, Events};
+use super::ffi;
+use super::safe::{guard, Level, Pool, Server, Watchdog};
 use crate::engine::{self, Cluster, Health};
 use crate::logfile::level;
 
@@ -34,7 +36,7 @@ const TICK_SLACK: Duration = Duration::from_millis(100);
 struct Region {
     /// The first server probing it, main server first: its log and error
     /// log are written, its timeout and dead time apply.
-    server: *const ffi::server_rec,
+    server: Server<'static>,
     /// The cache group (index) whose settings and log apply, if the region
     /// was first found in one.
     group: Option<usize>,
@@ -55,84 +57,56 @@ struct Probes {
 
 /// Registers the probes with mod_watchdog; called by post_config (second
 /// pass) once health is attached. Without mod_watchdog it warns and returns.
-///
-/// # Safety
-/// `pconf` and `main` as post_config receives them, every server settled
-/// with its health attached.
-pub unsafe fn start(pconf: *mut ffi::apr_pool_t, main: *mut ffi::server_rec) {
-    // SAFETY: guaranteed by the caller.
-    let regions = unsafe { regions(main) };
+pub fn start(pconf: Pool<'static>, main: Server<'static>) {
+    let regions = regions(main);
     let Some(every) = regions.iter().map(|r| r.interval).min() else { return };
-    // SAFETY: optional functions are looked up by name; when present these
-    // have exactly the types mod_watchdog.h declares for them.
-    let (get_instance, register) = unsafe {
-        (
-            std::mem::transmute::<ffi::apr_opt_fn_t, ffi::apr_OFN_ap_watchdog_get_instance_t>(
-                ffi::apr_dynamic_fn_retrieve(c"ap_watchdog_get_instance".as_ptr()),
-            ),
-            std::mem::transmute::<ffi::apr_opt_fn_t, ffi::apr_OFN_ap_watchdog_register_callback_t>(
-                ffi::apr_dynamic_fn_retrieve(c"ap_watchdog_register_callback".as_ptr()),
-            ),
-        )
-    };
     let warn = |why: &str| {
-        let message = format!("ICPQueryProbeInterval: no probe queries will be sent: {why}");
-        // SAFETY: `main` is live.
-        unsafe { errorlog::server(main, errorlog::WARNING, 0, &message) };
+        main.log(Level::WARNING, 0, &format!("ICPQueryProbeInterval: no probe queries will be sent: {why}"))
     };
-    let (Some(get_instance), Some(register)) = (get_instance, register) else {
-        return warn("mod_watchdog is not loaded (LoadModule watchdog_module, unless built into httpd)");
+    let watchdog = match Watchdog::child_singleton(pconf, c"_icpquery_probe_") {
+        Ok(watchdog) => watchdog,
+        Err(why) => return warn(&why),
     };
-    // SAFETY: mod_watchdog keeps the name and the data for as long as pconf
-    // lives, so both are allocated there; the callback is ours.
-    unsafe {
-        let mut watchdog: *mut ffi::ap_watchdog_t = std::ptr::null_mut();
-        let name = ffi::apr_pstrdup(pconf, c"_icpquery_probe_".as_ptr());
-        let status = get_instance(&mut watchdog, name, 0, 1, pconf);
-        if status != ffi::APR_SUCCESS as ffi::apr_status_t {
-            return warn(&format!("mod_watchdog gave no child singleton watchdog (APR status {status})"));
-        }
-        let data = pool_own(pconf, Probes { regions });
-        let status = register(watchdog, every.as_micros() as ffi::apr_interval_time_t, data.cast(), Some(tick));
-        if status != ffi::APR_SUCCESS as ffi::apr_status_t {
-            warn(&format!("mod_watchdog refused the callback (APR status {status})"));
-        }
+    let data = pconf.own(Probes { regions });
+    // SAFETY: the data lives in pconf, as long as the watchdog; only the
+    // watchdog's thread uses it from now on.
+    if let Err(why) = unsafe { watchdog.register(every.as_micros() as u64, std::ptr::from_mut(data).cast(), tick) } {
+        warn(&why);
     }
 }
 
 /// The regions to probe: those of servers with `ICPQueryMapper On`, a
 /// nonzero interval and at least one peer.
-///
-/// # Safety
-/// As for [`start`].
-unsafe fn regions(main: *mut ffi::server_rec) -> Vec<Region> {
-    let mut regions: Vec<Region> = Vec::new();
-    // SAFETY: the live, settled server list.
-    for configured in unsafe { server::every_settled(main) } {
-        let (s, settled) = (configured.server, configured.settled);
-        let Some(health) = settled.health else { continue };
+fn regions(main: Server<'static>) -> Vec<Region> {
+    let mut regions: Vec<(usize, Region)> = Vec::new();
+    for configured in conf::every_settled(main) {
+        let settled = configured.settled;
+        let Some((health, index)) = settled.health else { continue };
         if !settled.mapper || settled.probe_interval.is_zero() || settled.cluster.peers.is_empty() {
             continue;
         }
         let interval = settled.probe_interval;
-        match regions.iter_mut().find(|r| std::ptr::eq(r.health.peers.as_ptr(), health.peers.as_ptr())) {
-            Some(region) => region.interval = region.interval.min(interval),
-            None => regions.push(Region {
-                server: s,
-                group: configured.group.map(|(_, k)| k),
-                cluster: Cluster { groups: Vec::new(), ..settled.cluster.clone() },
-                health,
-                interval,
-                last: Cell::new(None),
-            }),
+        match regions.iter_mut().find(|(i, _)| *i == index) {
+            Some((_, region)) => region.interval = region.interval.min(interval),
+            None => regions.push((
+                index,
+                Region {
+                    server: configured.server,
+                    group: configured.group.map(|(_, k)| k),
+                    cluster: Cluster { groups: Vec::new(), ..settled.cluster.clone() },
+                    health,
+                    interval,
+                    last: Cell::new(None),
+                },
+            )),
         }
     }
-    regions
+    regions.into_iter().map(|(_, region)| region).collect()
 }
 
 /// mod_watchdog's callback: probes every region that is due. Always
 /// returns success, which keeps the callback registered.
-unsafe extern "C" fn tick(state: c_int, data: *mut c_void, _pool: *mut ffi::apr_pool_t) -> ffi::apr_status_t {
+extern "C" fn tick(state: c_int, data: *mut c_void, _pool: *mut ffi::apr_pool_t) -> ffi::apr_status_t {
     const SUCCESS: ffi::apr_status_t = ffi::APR_SUCCESS as ffi::apr_status_t;
     guard(SUCCESS, || {
         // STARTING comes once when this child takes over the watchdog: probe
@@ -155,16 +129,11 @@ unsafe extern "C" fn tick(state: c_int, data: *mut c_void, _pool: *mut ffi::apr_
 
 /// One probe lookup, logged like a map's lookup (the query itself at level 3).
 fn probe(region: &Region) {
-    // SAFETY: server configurations live in pconf, which outlives the
-    // watchdog thread.
-    let settled = unsafe {
-        match region.group {
-            None => server::settled(region.server),
-            Some(k) => server::group_settled(k),
-        }
+    let settled: Option<&Settled> = match region.group {
+        None => conf::of(region.server).settled.as_ref(),
+        Some(k) => conf::group_settled(k),
     };
-    // SAFETY: as above.
-    let events = unsafe { Events::for_server(region.server, settled.and_then(|s| s.log.as_ref())) };
+    let events = Events { at: ErrorLogAt::Server(region.server), log: settled.and_then(|s| s.log.as_ref()) };
     let url = PROBE_URL.as_bytes();
     events.log(
         level::DEBUG,
@@ -175,7 +144,7 @@ fn probe(region: &Region) {
         ),
     );
     match engine::probe(&region.cluster, region.health, url) {
-        Ok(outcome) => report(&events, &region.cluster, url, &outcome),
-        Err(e) => events.problem(errorlog::ERR, format_args!("probe for \"{PROBE_URL}\": {e}")),
+        Ok(outcome) => events.report(&region.cluster, url, &outcome),
+        Err(e) => events.problem(Level::ERR, format_args!("probe for \"{PROBE_URL}\": {e}")),
     }
 }

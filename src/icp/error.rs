@@ -3,7 +3,8 @@ use super::{Opcode, HEADER_LEN, MAX_MESSAGE_LEN, VERSION};
 /// Why a datagram is not a well-formed ICP v2 message.
 ///
 /// Variants carry only `Copy` data so the engine can count and log them on
-/// the hot path without allocating.
+/// the hot path without allocating; the engine's `RejectReason` names each
+/// variant for its counters.
 #[derive(thiserror::Error, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodeError {
     #[error("ICP message of {len} bytes is shorter than the {HEADER_LEN}-byte header")]
@@ -22,24 +23,6 @@ pub enum DecodeError {
     TrailingBytes,
     #[error("ICP_OP_HIT_OBJ object size does not match the bytes that follow the URL")]
     ObjectLengthMismatch,
-}
-
-impl DecodeError {
-    /// A stable `snake_case` label: counters and log fields key on this, so
-    /// it must not change when the English message is reworded.
-    #[must_use]
-    pub fn reason(&self) -> &'static str {
-        match self {
-            DecodeError::TooShort { .. } => "too_short",
-            DecodeError::TooLong { .. } => "too_long",
-            DecodeError::LengthMismatch { .. } => "length_mismatch",
-            DecodeError::BadVersion(_) => "bad_version",
-            DecodeError::UnknownOpcode(_) => "unknown_opcode",
-            DecodeError::UrlNotTerminated => "url_not_terminated",
-            DecodeError::TrailingBytes => "trailing_bytes",
-            DecodeError::ObjectLengthMismatch => "object_length_mismatch",
-        }
-    }
 }
 
 /// Why a [`Message`](super::Message) cannot be put on the wire as is.

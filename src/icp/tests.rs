@@ -237,7 +237,7 @@ fn check_order_reports_the_earliest_problem() {
     let mut d = url_datagram(99, URL);
     d[1] = 1;
     d.push(b'x');
-    assert_eq!(Message::decode(&d).map_err(|e| e.reason()), Err("length_mismatch"));
+    assert!(matches!(Message::decode(&d), Err(DecodeError::LengthMismatch { .. })));
     fix_length(&mut d);
     assert_eq!(Message::decode(&d), Err(DecodeError::BadVersion(1)));
     d[1] = VERSION;
@@ -273,7 +273,7 @@ fn encode_errors() {
 }
 
 #[test]
-fn reasons_are_distinct_and_messages_readable() {
+fn messages_are_readable() {
     let all = [
         DecodeError::TooShort { len: 3 },
         DecodeError::TooLong { len: 20000 },
@@ -284,9 +284,8 @@ fn reasons_are_distinct_and_messages_readable() {
         DecodeError::TrailingBytes,
         DecodeError::ObjectLengthMismatch,
     ];
-    let reasons: HashSet<_> = all.iter().map(|e| e.reason()).collect();
-    assert_eq!(reasons.len(), all.len());
-    assert!(reasons.iter().all(|r| r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
+    let messages: HashSet<String> = all.iter().map(|e| e.to_string()).collect();
+    assert_eq!(messages.len(), all.len());
 
     assert_eq!(all[2].to_string(), "ICP message of 25 bytes says its length is 30");
     assert_eq!(all[0].to_string(), "ICP message of 3 bytes is shorter than the 20-byte header");

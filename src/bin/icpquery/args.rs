@@ -5,14 +5,14 @@
 //! value are parsed by `mod_icpquery::config`, like the directive.
 
 use std::ffi::OsString;
-use std::net::{IpAddr, SocketAddr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mod_icpquery::config;
 use mod_icpquery::engine::carp::Variant;
-use mod_icpquery::engine::{Peer, Timeout};
+use mod_icpquery::engine::Timeout;
+use mod_icpquery::settings::resolve::SystemResolver;
+use mod_icpquery::settings::{values, Settings};
 
 use crate::Failure;
 
@@ -57,13 +57,12 @@ pub struct Args {
     pub config: Option<PathBuf>,
     pub server_root: Option<PathBuf>,
     pub vhost: Option<String>,
-    pub peers: Vec<Peer>,
-    pub groups: Vec<SocketAddr>,
-    pub bind: Option<IpAddr>,
-    pub mcast_hops: Option<u32>,
+    /// What the options say about the cluster (`--peer`, `--mcast-addr`,
+    /// `--mcast-hops`, `--bind`, `--variant`): laid over the configuration
+    /// file's settings as a virtual host's are over the main server's.
+    pub settings: Settings,
     pub timeout: Duration,
     pub count: u32,
-    pub variant: Option<Variant>,
     pub fallback: String,
     pub proxy_port: u16,
     /// URLs as given, byte for byte.
@@ -168,13 +167,9 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Action, Failure
         config: None,
         server_root: None,
         vhost: None,
-        peers: Vec::new(),
-        groups: Vec::new(),
-        bind: None,
-        mcast_hops: None,
+        settings: Settings::default(),
         timeout: DEFAULT_QUERY_TIMEOUT,
         count: 1,
-        variant: None,
         fallback: "DIRECT".to_string(),
         proxy_port: 3128,
         urls,
@@ -200,14 +195,15 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Action, Failure
         let Some(text) = value.to_str() else {
             return Err(usage(format!("{name}: the value is not UTF-8")));
         };
-        let bad = |e: config::ValueError| usage(format!("{name}: {e}"));
+        let bad = |e: values::ValueError| usage(format!("{name}: {e}"));
+        let s = &mut args.settings;
         match name {
             "--vhost" => args.vhost = Some(text.to_string()),
-            "--peer" => args.peers.push(config::peer(text).map_err(bad)?),
-            "--mcast-addr" => args.groups.push(config::mcast_group(text).map_err(bad)?),
-            "--mcast-hops" => args.mcast_hops = Some(config::mcast_hops(text).map_err(bad)?),
-            "--bind" => args.bind = Some(config::bind_addr(text).map_err(bad)?),
-            "--timeout" => match config::timeout(text).map_err(bad)? {
+            "--peer" => s.peers.push(values::peer(text, &SystemResolver).map_err(bad)?),
+            "--mcast-addr" => s.mcast_groups.push(values::mcast_group(text, &SystemResolver).map_err(bad)?),
+            "--mcast-hops" => s.mcast_hops = Some(values::mcast_hops(text).map_err(bad)?),
+            "--bind" => s.bind = Some(values::bind_addr(text, &SystemResolver).map_err(bad)?),
+            "--timeout" => match values::timeout(text).map_err(bad)? {
                 Timeout::Fixed(d) => args.timeout = d,
                 Timeout::Auto { .. } => {
                     return Err(usage("--timeout takes microseconds: each lookup of icpquery query waits a fixed time"))
@@ -223,7 +219,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Action, Failure
                 }
             },
             "--variant" => {
-                args.variant = Some(text.parse::<Variant>().map_err(|e| usage(format!("--variant: {e}")))?);
+                s.carp = Some(text.parse::<Variant>().map_err(|e| usage(format!("--variant: {e}")))?);
             }
             "--fallback" => args.fallback = fallback(text)?,
             "--proxy-port" => match text.trim().parse::<u16>() {

@@ -4,12 +4,7 @@
 use std::io::Write;
 
 use mod_icpquery::engine::carp::{Array, Member, Variant};
-use mod_icpquery::engine::Peer;
-
-/// A peer as a CARP member, named and weighted as the module does.
-pub fn member(peer: &Peer) -> Member<'_> {
-    Member { name: peer.carp_name(), weight: peer.weight }
-}
+use mod_icpquery::engine::{carp_array, Peer};
 
 /// The members that can own `url`, best first: the owner, then the owner
 /// once it is out of the way, and so on (`Array::owner` with the earlier
@@ -25,8 +20,8 @@ pub fn failover_order(array: &Array, url: &[u8]) -> Vec<usize> {
 /// Prints, for each URL, the owner and every member's rank, weight and
 /// score.
 pub fn print(out: &mut impl Write, peers: &[Peer], variant: Variant, urls: &[Vec<u8>]) -> std::io::Result<()> {
-    let members: Vec<Member<'_>> = peers.iter().map(member).collect();
-    let array = Array::new(&members, variant);
+    let members: Vec<Member<'_>> = peers.iter().map(Peer::carp_member).collect();
+    let array = carp_array(peers, variant);
     let names: Vec<String> = members.iter().map(|m| shown(m.name.as_bytes())).collect();
     let name_width = names.iter().map(String::len).max().unwrap_or(0).max("member".len());
     let left_out: Vec<&str> =

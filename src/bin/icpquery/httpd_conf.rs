@@ -19,44 +19,16 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use mod_icpquery::config::{self, ValueError};
-use mod_icpquery::engine::carp::Variant;
-use mod_icpquery::engine::{Peer, Timeout};
+use mod_icpquery::settings::directives::{Args, Directive, Id};
+use mod_icpquery::settings::resolve::SystemResolver;
+use mod_icpquery::settings::{self, values, Settings};
+
+use crate::conf_syntax::{fnmatch, getword_conf, has_wildcard, logical_lines, one_word, take1};
 
 /// httpd's limit on nested `Include`s (AP_MAX_INCLUDE_DEPTH).
 const MAX_INCLUDE_DEPTH: usize = 128;
-
-/// What one server (the main one or a virtual host) sets.
-#[derive(Clone, Debug, Default)]
-pub struct Settings {
-    pub peers: Vec<Peer>,
-    pub groups: Vec<SocketAddr>,
-    pub timeout: Option<Timeout>,
-    pub bind: Option<IpAddr>,
-    pub mcast_hops: Option<u32>,
-    pub dead_time: Option<Duration>,
-    pub carp: Option<Variant>,
-}
-
-impl Settings {
-    /// A virtual host's view: its peers and groups are added to the main
-    /// server's, any other value it sets replaces the main server's.
-    fn merged(&self, vhost: &Settings) -> Settings {
-        Settings {
-            peers: self.peers.iter().chain(&vhost.peers).cloned().collect(),
-            groups: self.groups.iter().chain(&vhost.groups).copied().collect(),
-            timeout: vhost.timeout.or(self.timeout),
-            bind: vhost.bind.or(self.bind),
-            mcast_hops: vhost.mcast_hops.or(self.mcast_hops),
-            dead_time: vhost.dead_time.or(self.dead_time),
-            carp: vhost.carp.or(self.carp),
-        }
-    }
-}
 
 /// A `<VirtualHost>` block.
 #[derive(Clone, Debug)]
@@ -80,7 +52,7 @@ pub struct HttpdConf {
 impl HttpdConf {
     /// The settings of the main server, or of the virtual host `name` (one
     /// of its addresses, its `ServerName` or a `ServerAlias`) merged with
-    /// the main server's as httpd merges them.
+    /// the main server's by the module's own rule ([`Settings::inherit`]).
     pub fn settings_for(&self, vhost: Option<&str>) -> Result<Settings, String> {
         let Some(name) = vhost else { return Ok(self.main.clone()) };
         if let Some(group) = name.strip_prefix("group:") {
@@ -93,7 +65,7 @@ impl HttpdConf {
             v.names.iter().any(|n| n.eq_ignore_ascii_case(name)) || v.addrs.iter().any(|a| a.eq_ignore_ascii_case(name))
         });
         match found {
-            Some(v) => Ok(self.main.merged(&v.settings)),
+            Some(v) => Ok(Settings::inherit(&self.main, &v.settings)),
             None => Err(format!("no <VirtualHost> has the address, ServerName or ServerAlias \"{name}\"")),
         }
     }
@@ -126,7 +98,7 @@ pub fn read(path: &Path, server_root: Option<&Path>) -> Result<HttpdConf, String
         defines: HashMap::new(),
         conf: HttpdConf::default(),
     };
-    reader.read_file(&file, Context::default(), 0).map_err(|e| e.to_string())?;
+    reader.read_file(&file, Scope::default(), 0).map_err(|e| e.to_string())?;
     Ok(reader.conf)
 }
 
@@ -155,7 +127,7 @@ impl fmt::Display for ConfError {
 
 /// Where a directive sits.
 #[derive(Clone, Default)]
-struct Context {
+struct Scope {
     /// Inside this virtual host (index into `HttpdConf::vhosts`).
     vhost: Option<usize>,
     /// Inside this cache group (index into `HttpdConf::groups`).
@@ -169,7 +141,7 @@ struct Context {
 struct Open {
     /// As written after `<`, for matching the close (case-insensitive).
     name: String,
-    outer: Context,
+    outer: Scope,
     /// A conditional section whose condition does not hold: its lines are
     /// skipped up to the matching close.
     skipped: bool,
@@ -186,7 +158,7 @@ struct Reader {
 }
 
 impl Reader {
-    fn read_file(&mut self, path: &Path, context: Context, depth: usize) -> Result<(), ConfError> {
+    fn read_file(&mut self, path: &Path, context: Scope, depth: usize) -> Result<(), ConfError> {
         let bytes = std::fs::read(path).map_err(|e| ConfError {
             at: None,
             message: format!("Could not open configuration file {}: {}", path.display(), io_text(&e)),
@@ -245,7 +217,8 @@ impl Reader {
                         false
                     }
                     "icpquerygroup" => {
-                        self.conf.groups.push((args.to_string(), Settings::default()));
+                        let name = values::group_name(rest).map_err(err)?;
+                        self.conf.groups.push((name.to_string(), Settings::group()));
                         context.group = Some(self.conf.groups.len() - 1);
                         false
                     }
@@ -266,7 +239,7 @@ impl Reader {
 
             match lower.as_str() {
                 "serverroot" if !self.root_fixed => {
-                    let dir = one_word("ServerRoot", rest).map_err(err)?;
+                    let dir = take1("ServerRoot", rest).map_err(err)?;
                     self.server_root = absolute(Path::new(&dir));
                 }
                 "define" => {
@@ -300,7 +273,7 @@ impl Reader {
                 }
                 "include" | "includeoptional" => {
                     let pattern =
-                        one_word(if lower == "include" { "Include" } else { "IncludeOptional" }, rest).map_err(err)?;
+                        take1(if lower == "include" { "Include" } else { "IncludeOptional" }, rest).map_err(err)?;
                     let optional = lower == "includeoptional";
                     let files = self.expand_include(&pattern, optional).map_err(err)?;
                     if depth + 1 > MAX_INCLUDE_DEPTH {
@@ -329,47 +302,37 @@ impl Reader {
         Ok(())
     }
 
-    /// Applies one `ICPQuery*` directive; others of the family are the
-    /// module's business only and are not read.
-    fn directive(&mut self, name: &str, raw: &str, context: &Context) -> Result<(), String> {
-        let lower = name.to_ascii_lowercase();
-        let canonical = KNOWN.iter().find(|k| k.eq_ignore_ascii_case(&lower));
-        let Some(&canonical) = canonical else { return Ok(()) };
+    /// Applies one `ICPQuery*` directive, reading its arguments as httpd
+    /// does for its form (see [`Args`]); unknown names of the family are
+    /// left to httpd to refuse.
+    fn directive(&mut self, name: &str, raw: &str, context: &Scope) -> Result<(), String> {
+        let Some(directive) = Directive::named(name).filter(|d| d.args != Args::Section) else { return Ok(()) };
         if let Some(section) = &context.directory_section {
-            return Err(format!("{canonical} not allowed in <{section}> context"));
+            return Err(format!("{} not allowed in <{section}> context", directive.name()));
         }
+        let value = match directive.args {
+            // The rest of the line, quotes and all.
+            Args::Raw | Args::Section => raw.to_string(),
+            Args::Flag => match one_word(raw) {
+                Some(w) if w.eq_ignore_ascii_case("on") || w.eq_ignore_ascii_case("off") => w,
+                _ => return Err(format!("{} must be On or Off", directive.name())),
+            },
+            Args::One => one_word(raw).ok_or_else(|| {
+                format!("{} takes one argument, {}", directive.name(), directive.help.to_string_lossy())
+            })?,
+        };
         let settings = match (context.group, context.vhost) {
             (Some(g), _) => &mut self.conf.groups[g].1,
             (None, Some(v)) => &mut self.conf.vhosts[v].settings,
             (None, None) => &mut self.conf.main,
         };
-        let e = |e: ValueError| e.to_string();
-        match canonical {
-            // RAW_ARGS in the module: the rest of the line, quotes and all.
-            "ICPQueryTimeout" => settings.timeout = Some(config::timeout(raw).map_err(e)?),
-            "ICPQueryPeer" => settings.peers.push(config::peer(raw).map_err(e)?),
-            "ICPQueryMapper" => {
-                let mut rest = raw;
-                let w = getword_conf(&mut rest);
-                if !w.eq_ignore_ascii_case("on") && !w.eq_ignore_ascii_case("off") {
-                    return Err("ICPQueryMapper must be On or Off".to_string());
-                }
-            }
-            _ => {
-                let value = one_word(canonical, raw)?;
-                match canonical {
-                    "ICPQueryBindAddr" => settings.bind = Some(config::bind_addr(&value).map_err(e)?),
-                    "ICPQueryMCastAddr" => settings.groups.push(config::mcast_group(&value).map_err(e)?),
-                    "ICPQueryMCastHops" => settings.mcast_hops = Some(config::mcast_hops(&value).map_err(e)?),
-                    "ICPQueryDeadTime" => settings.dead_time = Some(config::dead_time(&value).map_err(e)?),
-                    "ICPQueryProbeInterval" => drop(config::probe_interval(&value).map_err(e)?),
-                    "ICPQueryLogLevel" => drop(config::log_level(&value).map_err(e)?),
-                    "ICPQueryCARP" => settings.carp = Some(config::carp_variant(&value).map_err(e)?),
-                    _ => {} // ICPQueryLog: any path
-                }
-            }
-        }
-        Ok(())
+        let root = &self.server_root;
+        let cx = settings::Context {
+            resolver: &SystemResolver,
+            server_relative: &|path| Some(if Path::new(path).is_absolute() { path.into() } else { root.join(path) }),
+        };
+        debug_assert!(directive.id != Id::Group);
+        settings.apply(directive.id, &value, &cx).map_err(|e| e.to_string())
     }
 
     /// Whether the condition of `<IfModule>`, `<IfDefine>`, `<IfFile>` …
@@ -487,21 +450,6 @@ impl Reader {
     }
 }
 
-/// Directives read here, with the case the module registers them in.
-const KNOWN: [&str; 11] = [
-    "ICPQueryMapper",
-    "ICPQueryTimeout",
-    "ICPQueryDeadTime",
-    "ICPQueryProbeInterval",
-    "ICPQueryLog",
-    "ICPQueryLogLevel",
-    "ICPQueryBindAddr",
-    "ICPQueryPeer",
-    "ICPQueryMCastAddr",
-    "ICPQueryMCastHops",
-    "ICPQueryCARP",
-];
-
 /// A file, or every file under a directory (recursively, in byte order).
 fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
     if path.is_dir() {
@@ -527,172 +475,5 @@ fn io_text(e: &std::io::Error) -> String {
     match text.find(" (os error") {
         Some(at) => text[..at].to_string(),
         None => text,
-    }
-}
-
-fn has_wildcard(s: &str) -> bool {
-    s.contains(['*', '?', '['])
-}
-
-/// `fnmatch(3)` with FNM_PERIOD: `*`, `?`, `[...]` (`!` or `^` negates,
-/// ranges), `\` escapes; a leading `.` must be matched by a literal `.`.
-fn fnmatch(pattern: &[u8], name: &[u8]) -> bool {
-    if name.first() == Some(&b'.') && pattern.first() != Some(&b'.') {
-        return false;
-    }
-    glob(pattern, name)
-}
-
-fn glob(p: &[u8], n: &[u8]) -> bool {
-    match p.first() {
-        None => n.is_empty(),
-        Some(b'*') => (0..=n.len()).any(|skip| glob(&p[1..], &n[skip..])),
-        Some(b'?') => !n.is_empty() && glob(&p[1..], &n[1..]),
-        Some(b'[') => {
-            let Some((&c, rest_n)) = n.split_first() else { return false };
-            let mut i = 1;
-            let negate = matches!(p.get(i), Some(b'!' | b'^'));
-            if negate {
-                i += 1;
-            }
-            let mut matched = false;
-            let mut first = true;
-            while i < p.len() && (first || p[i] != b']') {
-                first = false;
-                let lo = p[i];
-                if p.get(i + 1) == Some(&b'-') && p.get(i + 2).is_some_and(|&h| h != b']') {
-                    matched |= lo <= c && c <= p[i + 2];
-                    i += 3;
-                } else {
-                    matched |= lo == c;
-                    i += 1;
-                }
-            }
-            if i >= p.len() {
-                // No closing bracket: a literal '['.
-                return c == b'[' && glob(&p[1..], rest_n);
-            }
-            matched != negate && glob(&p[i + 1..], rest_n)
-        }
-        Some(b'\\') if p.len() > 1 => n.first() == Some(&p[1]) && glob(&p[2..], &n[1..]),
-        Some(&c) => n.first() == Some(&c) && glob(&p[1..], &n[1..]),
-    }
-}
-
-/// The file's lines as httpd reads them: `\` + newline joins the next line
-/// (a `\\` at the end does not), each result trimmed; numbered by the last
-/// physical line it spans.
-fn logical_lines(text: &str) -> Vec<(usize, String)> {
-    let mut out = Vec::new();
-    let mut pending = String::new();
-    for (i, physical) in text.split('\n').enumerate() {
-        let physical = physical.strip_suffix('\r').unwrap_or(physical);
-        let b = physical.as_bytes();
-        let continued = b.len() >= 2 && b[b.len() - 1] == b'\\' && b[b.len() - 2] != b'\\';
-        if continued {
-            pending.push_str(&physical[..physical.len() - 1]);
-            continue;
-        }
-        pending.push_str(physical);
-        out.push((i + 1, pending.trim().to_string()));
-        pending.clear();
-    }
-    if !pending.is_empty() {
-        let n = text.split('\n').count();
-        out.push((n, pending.trim().to_string()));
-    }
-    out
-}
-
-/// httpd's `ap_getword_conf`: the next word, unquoted (`"..."` or
-/// `'...'`, inside which `\` escapes the quote and `\\` is one `\`), and
-/// `line` moved past it and the blanks after it. `""` at the end.
-pub fn getword_conf(line: &mut &str) -> String {
-    let s = line.trim_start_matches(|c: char| c.is_ascii_whitespace());
-    let bytes = s.as_bytes();
-    if bytes.is_empty() {
-        *line = s;
-        return String::new();
-    }
-    let (word, end) = match bytes[0] {
-        quote @ (b'"' | b'\'') => {
-            let mut i = 1;
-            while i < bytes.len() && bytes[i] != quote {
-                if bytes[i] == b'\\' && i + 1 < bytes.len() && (bytes[i + 1] == quote || bytes[i + 1] == b'\\') {
-                    i += 2;
-                } else {
-                    i += 1;
-                }
-            }
-            let word = unescape(&s[1..i], Some(quote));
-            (word, if i < bytes.len() { i + 1 } else { i })
-        }
-        _ => {
-            let end = bytes.iter().position(|b| b.is_ascii_whitespace()).unwrap_or(bytes.len());
-            (unescape(&s[..end], None), end)
-        }
-    };
-    *line = s[end..].trim_start_matches(|c: char| c.is_ascii_whitespace());
-    word
-}
-
-/// httpd's `substring_conf`: `\\` → `\`, and `\<quote>` → `<quote>` inside
-/// quotes.
-fn unescape(s: &str, quote: Option<u8>) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 1 < b.len() && (b[i + 1] == b'\\' || Some(b[i + 1]) == quote) {
-            out.push(b[i + 1]);
-            i += 2;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The single argument of a TAKE1 directive, or httpd's refusal.
-fn one_word(directive: &str, raw: &str) -> Result<String, String> {
-    let mut rest = raw;
-    let word = getword_conf(&mut rest);
-    if word.is_empty() || !rest.is_empty() {
-        return Err(format!("{directive} takes one argument"));
-    }
-    Ok(word)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn words_unquote_like_httpd() {
-        let mut line = r#" "a b" 'c\'d' e\\f "g\"h"  "#;
-        assert_eq!(getword_conf(&mut line), "a b");
-        assert_eq!(getword_conf(&mut line), "c'd");
-        assert_eq!(getword_conf(&mut line), "e\\f");
-        assert_eq!(getword_conf(&mut line), "g\"h");
-        assert_eq!(getword_conf(&mut line), "");
-    }
-
-    #[test]
-    fn continuation_lines_join_and_take_the_last_number() {
-        let lines = logical_lines("a \\\n  b\nc\\\\\nd\n");
-        assert_eq!(lines[0], (2, "a   b".to_string()));
-        assert_eq!(lines[1], (3, "c\\\\".to_string()));
-        assert_eq!(lines[2], (4, "d".to_string()));
-    }
-
-    #[test]
-    fn fnmatch_forms() {
-        assert!(fnmatch(b"*.conf", b"a.conf"));
-        assert!(!fnmatch(b"*.conf", b".a.conf"));
-        assert!(fnmatch(b".*", b".a"));
-        assert!(fnmatch(b"a?[0-9][!x]", b"ab3y"));
-        assert!(!fnmatch(b"a?[0-9][!x]", b"ab3x"));
-        assert!(fnmatch(b"[]]", b"]"));
     }
 }

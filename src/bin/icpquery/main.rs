@@ -4,6 +4,7 @@
 
 mod args;
 mod carp;
+mod conf_syntax;
 mod httpd_conf;
 mod pac;
 mod query;
@@ -11,8 +12,8 @@ mod query;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
-use mod_icpquery::engine::carp::Variant;
-use mod_icpquery::engine::{ip_text, BindAddr, Cluster, Timeout};
+use mod_icpquery::engine::{ip_text, Cluster, Timeout};
+use mod_icpquery::settings::Settings;
 
 use args::{Action, Args, Command};
 
@@ -54,13 +55,12 @@ fn main() -> ExitCode {
 /// The cluster and CARP variant from the configuration file (if any) and
 /// the options, which add peers and groups and override the rest.
 struct Setup {
+    settings: Settings,
     cluster: Cluster,
-    variant: Variant,
-    configured_timeout: Option<Timeout>,
 }
 
 fn setup(args: &Args) -> Result<Setup, Failure> {
-    let settings = match &args.config {
+    let configured = match &args.config {
         Some(path) => {
             let conf = httpd_conf::read(path, args.server_root.as_deref()).map_err(Failure::Runtime)?;
             conf.settings_for(args.vhost.as_deref())
@@ -69,21 +69,11 @@ fn setup(args: &Args) -> Result<Setup, Failure> {
         None if args.vhost.is_some() || args.server_root.is_some() => {
             return Err(Failure::Usage("--vhost and --server-root need --config".to_string()))
         }
-        None => httpd_conf::Settings::default(),
+        None => Settings::default(),
     };
-    let mut cluster = Cluster {
-        peers: settings.peers,
-        groups: settings.groups,
-        bind: args.bind.or(settings.bind).map(BindAddr::new),
-        mcast_hops: settings.mcast_hops.unwrap_or(Cluster::DEFAULT_MCAST_HOPS),
-        // The tool waits long on purpose: it measures.
-        timeout: Timeout::Fixed(args.timeout),
-        dead_time: settings.dead_time.unwrap_or(Cluster::DEFAULT_DEAD_TIME),
-    };
-    cluster.peers.extend(args.peers.iter().cloned());
-    cluster.groups.extend(args.groups.iter().copied());
-    cluster.mcast_hops = args.mcast_hops.unwrap_or(cluster.mcast_hops);
-    let variant = args.variant.or(settings.carp).unwrap_or_default();
+    let settings = Settings::inherit(&configured, &args.settings);
+    // The tool waits long on purpose: it measures.
+    let cluster = Cluster { timeout: Timeout::Fixed(args.timeout), ..settings.cluster() };
 
     let needs_peers = args.command != Command::Query;
     if cluster.peers.is_empty() && (needs_peers || cluster.groups.is_empty()) {
@@ -97,7 +87,7 @@ fn setup(args: &Args) -> Result<Setup, Failure> {
         };
         return Err(Failure::Usage(message));
     }
-    Ok(Setup { cluster, variant, configured_timeout: settings.timeout })
+    Ok(Setup { settings, cluster })
 }
 
 fn run(args: &Args) -> Result<(), Failure> {
@@ -106,28 +96,27 @@ fn run(args: &Args) -> Result<(), Failure> {
     let mut out = BufWriter::new(stdout.lock());
     match args.command {
         Command::Query => {
-            let result = query::run(&mut out, &setup.cluster, &args.urls[0], args.count, setup.configured_timeout);
+            let result = query::run(&mut out, &setup.cluster, &args.urls[0], args.count, setup.settings.timeout);
             out.flush().map_err(Failure::Io)?;
             result?;
         }
         Command::Carp => {
-            carp::print(&mut out, &setup.cluster.peers, setup.variant, &args.urls).map_err(Failure::Io)?;
+            carp::print(&mut out, &setup.cluster.peers, setup.settings.carp_variant(), &args.urls)
+                .map_err(Failure::Io)?;
         }
         Command::Pac => {
             let members: Vec<pac::PacMember> = setup
                 .cluster
                 .peers
                 .iter()
-                .map(|p| {
-                    let m = carp::member(p);
-                    pac::PacMember {
-                        name: m.name.to_string(),
-                        weight: m.weight,
-                        route: format!("PROXY {}:{}", ip_text(p.addr.ip()), args.proxy_port),
-                    }
+                .map(|p| pac::PacMember {
+                    name: p.carp_name().to_string(),
+                    weight: p.weight,
+                    route: format!("PROXY {}:{}", ip_text(p.addr.ip()), args.proxy_port),
                 })
                 .collect();
-            out.write_all(pac::render(&members, setup.variant, &args.fallback).as_bytes()).map_err(Failure::Io)?;
+            let pac = pac::render(&members, setup.settings.carp_variant(), &args.fallback);
+            out.write_all(pac.as_bytes()).map_err(Failure::Io)?;
         }
     }
     out.flush().map_err(Failure::Io)

@@ -5,8 +5,8 @@ use std::io::{ErrorKind, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mod_icpquery::config::MAX_TIMEOUT_US;
 use mod_icpquery::engine::{self, Cluster, LocalHealth, Outcome, Responder, Timeout};
+use mod_icpquery::settings::values::MAX_TIMEOUT_US;
 
 use crate::carp::shown;
 use crate::Failure;
@@ -143,10 +143,8 @@ pub fn run(
     }
 
     let slowest = rows.iter().filter_map(|(label, t)| t.rtts_us.iter().max().map(|m| (*m, label))).max_by_key(|x| x.0);
-    if let Some(Timeout::Fixed(d)) = configured {
-        writeln!(out, "configured ICPQueryTimeout: {}", d.as_micros()).map_err(io)?;
-    } else if let Some(Timeout::Auto { min, max }) = configured {
-        writeln!(out, "configured ICPQueryTimeout: auto {} {}", min.as_micros(), max.as_micros()).map_err(io)?;
+    if let Some(timeout) = configured {
+        writeln!(out, "configured ICPQueryTimeout: {timeout}").map_err(io)?;
     }
     match slowest {
         Some((us, label)) => {

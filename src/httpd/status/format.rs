@@ -32,7 +32,7 @@
 //! Peer0LastReplyAgeSeconds: 3          (or "never")
 //! Peer0Queries: 120                    (then Hit, Miss, MissNoFetch, Denied,
 //!                                       Err, Icmp, Timeouts, Deaths)
-//! Peer0Rejected_too_short: 0           (then one per reason in REJECT_REASONS)
+//! Peer0Rejected_too_short: 0           (then one per RejectReason, in order)
 //! ```
 //!
 //! Text values (names) have bytes outside printable ASCII, `"` and `\`
@@ -42,8 +42,8 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use crate::engine::health::{Counter, Snapshot, REJECT_REASONS};
-use crate::engine::{Cluster, ClusterSlot, Health, Peer, Timeout};
+use crate::engine::health::{Counter, Snapshot};
+use crate::engine::{Cluster, ClusterSlot, Health, Peer, RejectReason, Timeout};
 use crate::logfile::Escaped;
 
 /// One server (or virtual host) and the settings its lookups use.
@@ -126,14 +126,6 @@ fn on_off(b: bool) -> &'static str {
     }
 }
 
-/// `ICPQueryTimeout`'s own syntax: `50000` or `auto 1000 2000000`.
-fn timeout_setting(t: Timeout) -> String {
-    match t {
-        Timeout::Fixed(d) => d.as_micros().to_string(),
-        Timeout::Auto { min, max } => format!("auto {} {}", min.as_micros(), max.as_micros()),
-    }
-}
-
 /// `s` safe inside HTML text and attribute values.
 pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -175,7 +167,7 @@ pub fn html(host: &str, regions: &[RegionView<'_>], now_us: u64) -> String {
         out.push_str("<table class=\"servers\">\n");
         row(&mut out, "th", ["Server", "Mapper", "Timeout (µs)", "Dead time (s)"].map(String::from));
         for s in &region.servers {
-            let cells = [escape_html(&s.name), on_off(s.mapper).into(), timeout_setting(s.timeout)];
+            let cells = [escape_html(&s.name), on_off(s.mapper).into(), s.timeout.to_string()];
             row(&mut out, "td", cells.into_iter().chain([s.dead_time.as_secs().to_string()]));
         }
         out.push_str("</table>\n<table class=\"cluster\">\n");
@@ -197,7 +189,7 @@ pub fn html(host: &str, regions: &[RegionView<'_>], now_us: u64) -> String {
             row(&mut out, "td", cells.into_iter().chain(snap.counters.map(|n| n.to_string())));
         }
         out.push_str("</table>\n<table class=\"rejects\">\n");
-        let reasons = REJECT_REASONS.iter().map(|r| format!("Rejected_{r}"));
+        let reasons = RejectReason::ALL.iter().map(|r| format!("Rejected_{}", r.label()));
         row(&mut out, "th", ["Address".to_string()].into_iter().chain(reasons));
         for (peer, snap) in region.peers() {
             let addr = escape_html(&peer.addr.to_string());
@@ -220,7 +212,7 @@ pub fn auto(regions: &[RegionView<'_>], now_us: u64) -> String {
         let _ = writeln!(out, "Server{n}Name: {}", Escaped(s.name.as_bytes()));
         let _ = writeln!(out, "Server{n}Region: {region}");
         let _ = writeln!(out, "Server{n}Mapper: {}", on_off(s.mapper));
-        let _ = writeln!(out, "Server{n}Timeout: {}", timeout_setting(s.timeout));
+        let _ = writeln!(out, "Server{n}Timeout: {}", s.timeout);
         let _ = writeln!(out, "Server{n}DeadTimeSeconds: {}", s.dead_time.as_secs());
     }
     let _ = writeln!(out, "Regions: {}", regions.len());
@@ -246,8 +238,8 @@ pub fn auto(regions: &[RegionView<'_>], now_us: u64) -> String {
         for (counter, value) in Counter::ALL.iter().zip(snap.counters) {
             let _ = writeln!(out, "Peer{n}{}: {value}", counter.name());
         }
-        for (reason, value) in REJECT_REASONS.iter().zip(snap.rejects) {
-            let _ = writeln!(out, "Peer{n}Rejected_{reason}: {value}");
+        for (reason, value) in RejectReason::ALL.iter().zip(snap.rejects) {
+            let _ = writeln!(out, "Peer{n}Rejected_{}: {value}", reason.label());
         }
     }
     out

@@ -2,8 +2,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::format::{self, escape_html, RegionView, ServerView};
-use crate::engine::health::{Counter, REJECT_REASONS};
-use crate::engine::{Cluster, LocalHealth, Peer, Timeout};
+use crate::engine::health::Counter;
+use crate::engine::{Cluster, LocalHealth, Peer, RejectReason, Timeout};
 use crate::icp::Opcode;
 
 const S: u64 = 1_000_000;
@@ -35,7 +35,7 @@ fn health() -> LocalHealth {
     health.peers[0].count(Counter::Queries);
     health.peers[0].record_reply(Opcode::Hit, Duration::from_micros(412), NOW - 3 * S);
     health.peers[0].record_reply(Opcode::Miss, Duration::from_micros(412), NOW - 3 * S);
-    health.peers[0].count_reject("wrong_url");
+    health.peers[0].count_reject(RejectReason::WrongUrl);
     health.peers[1].count(Counter::Queries);
     health.peers[1].record_refused(NOW - S, Duration::from_secs(10));
     health.cluster.lookups.store(7, std::sync::atomic::Ordering::Relaxed);
@@ -84,7 +84,7 @@ fn auto_parses_back_into_the_records() {
     assert_eq!(map["Peer1RttMicros"], "0");
     assert_eq!(map["Peer1LastReplyAgeSeconds"], "never");
     assert_eq!((map["Peer1Icmp"], map["Peer1Deaths"]), ("1", "1"));
-    let per_peer = 7 + Counter::ALL.len() + REJECT_REASONS.len();
+    let per_peer = 7 + Counter::ALL.len() + RejectReason::ALL.len();
     assert_eq!(map.len(), 1 + 5 + 1 + 5 + 1 + 2 * per_peer, "{text}");
 }
 

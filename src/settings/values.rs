@@ -3,12 +3,36 @@
 //! A wrong value must stop httpd at `apachectl configtest` with the
 //! directive, the value and what was expected, so every parser here returns a
 //! [`ValueError`] that says all three. Plain Rust: the module and the tools
-//! read configurations the same way.
+//! read configurations the same way. Host names are looked up only after the
+//! value has been split into host and port, through the caller's
+//! [`Resolve`].
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use super::resolve::{self, Resolve, Unresolved};
 use crate::engine::{Peer, Timeout, DEFAULT_ICP_PORT};
+
+/// Where `ICPQueryLog` writes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum LogTarget {
+    /// An absolute path (made ServerRoot-relative when read).
+    File(PathBuf),
+    /// The value after its first `|`, as httpd's `ap_open_piped_log` takes
+    /// it: `prog args` or `|prog args` run the program directly, `$command`
+    /// runs it through the shell.
+    Pipe(String),
+}
+
+impl std::fmt::Display for LogTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogTarget::File(path) => write!(f, "{}", path.display()),
+            LogTarget::Pipe(program) => write!(f, "|{program}"),
+        }
+    }
+}
 
 /// A directive value that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,23 +137,23 @@ pub fn mcast_hops(value: &str) -> Result<u32, ValueError> {
 }
 
 /// `ICPQueryBindAddr <host>`: an address or a name that resolves to one.
-pub fn bind_addr(value: &str) -> Result<IpAddr, ValueError> {
+pub fn bind_addr(value: &str, resolver: &dyn Resolve) -> Result<IpAddr, ValueError> {
     const EXPECTED: &str = "a local IP address or host name";
     let host = value.trim().trim_start_matches('[').trim_end_matches(']');
-    resolve("ICPQueryBindAddr", value, host, 0, EXPECTED).map(|a| a.ip())
+    address("ICPQueryBindAddr", value, resolver, HostPort { host, port: 0 }, EXPECTED).map(|a| a.ip())
 }
 
 /// Largest CARP `weight=`: Squid's own limit for a cache_peer weight.
 pub const MAX_WEIGHT: u32 = 65_535;
 
 /// `ICPQueryPeer <host>[:port] [round=1|2] [weight=N] [name=STR]`.
-pub fn peer(value: &str) -> Result<Peer, ValueError> {
+pub fn peer(value: &str, resolver: &dyn Resolve) -> Result<Peer, ValueError> {
     const EXPECTED: &str = "host[:port] with a port from 1 to 65535, e.g. 192.0.2.1:3130 or [2001:db8::1]:3130, \
                             then options as key=value: round=1|2, weight=0..65535, name=STR";
     let mut words = value.split_whitespace();
     let address = words.next().unwrap_or("");
-    let (host, port) = split_host_port("ICPQueryPeer", value, address, EXPECTED)?;
-    let addr = resolve("ICPQueryPeer", value, host, port, EXPECTED)?;
+    let host_port = host_port("ICPQueryPeer", value, address, EXPECTED)?;
+    let addr = self::address("ICPQueryPeer", value, resolver, host_port, EXPECTED)?;
     if addr.ip().is_multicast() || addr.ip().is_unspecified() {
         return Err(refuse(
             "ICPQueryPeer",
@@ -138,7 +162,7 @@ pub fn peer(value: &str) -> Result<Peer, ValueError> {
             "a cache's unicast address; use ICPQueryMCastAddr for multicast groups",
         ));
     }
-    let mut peer = Peer::new(host, addr);
+    let mut peer = Peer::new(host_port.host, addr);
     for option in words {
         let bad = |problem: String| refuse("ICPQueryPeer", value, problem, EXPECTED);
         match option.split_once('=') {
@@ -159,23 +183,30 @@ pub fn peer(value: &str) -> Result<Peer, ValueError> {
 }
 
 /// `ICPQueryMCastAddr <group>[:port]`.
-pub fn mcast_group(value: &str) -> Result<SocketAddr, ValueError> {
+pub fn mcast_group(value: &str, resolver: &dyn Resolve) -> Result<SocketAddr, ValueError> {
     const EXPECTED: &str = "a multicast group[:port], e.g. 239.255.255.253:3130 or [ff15::1234]:3130";
-    let (host, port) = split_host_port("ICPQueryMCastAddr", value, value, EXPECTED)?;
-    let addr = resolve("ICPQueryMCastAddr", value, host, port, EXPECTED)?;
+    let host_port = host_port("ICPQueryMCastAddr", value, value, EXPECTED)?;
+    let addr = address("ICPQueryMCastAddr", value, resolver, host_port, EXPECTED)?;
     if !addr.ip().is_multicast() {
         return Err(refuse("ICPQueryMCastAddr", value, "not a multicast address", EXPECTED));
     }
     Ok(addr)
 }
 
+/// A host as written (a name or an address) and a port, before any lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostPort<'a> {
+    pub host: &'a str,
+    pub port: u16,
+}
+
 /// Splits `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address.
-fn split_host_port<'a>(
+fn host_port<'a>(
     directive: &'static str,
     value: &str,
     address: &'a str,
     expected: &'static str,
-) -> Result<(&'a str, u16), ValueError> {
+) -> Result<HostPort<'a>, ValueError> {
     let value_t = address.trim();
     let bad = |problem: &str| refuse(directive, value, problem, expected);
     let (host, port) = if let Some(rest) = value_t.strip_prefix('[') {
@@ -203,37 +234,95 @@ fn split_host_port<'a>(
             Err(_) => return Err(bad("port is not a number")),
         },
     };
-    Ok((host, port))
+    Ok(HostPort { host, port })
 }
 
-fn resolve(
+/// `host_port` as an address, or the directive's refusal.
+fn address(
     directive: &'static str,
     value: &str,
-    host: &str,
-    port: u16,
+    resolver: &dyn Resolve,
+    HostPort { host, port }: HostPort<'_>,
     expected: &'static str,
 ) -> Result<SocketAddr, ValueError> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
+    resolve::address(resolver, host, port).map_err(|why| {
+        let host = host.escape_debug();
+        let problem = match why {
+            Unresolved::Failed(e) => format!("cannot resolve host \"{host}\" ({e})"),
+            Unresolved::NoAddress => format!("host \"{host}\" has no address"),
+        };
+        refuse(directive, value, problem, expected)
+    })
+}
+
+/// `ICPQueryMapper On|Off`, as httpd's own FLAG directives take it.
+pub fn mapper(value: &str) -> Result<bool, String> {
+    match value.trim() {
+        v if v.eq_ignore_ascii_case("on") => Ok(true),
+        v if v.eq_ignore_ascii_case("off") => Ok(false),
+        _ => Err("ICPQueryMapper must be On or Off".to_string()),
     }
-    let mut addrs = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| {
-            refuse(directive, value, format!("cannot resolve host \"{}\" ({e})", host.escape_debug()), expected)
-        })?
-        .collect::<Vec<_>>();
-    // Prefer IPv4 like the original module, which only spoke IPv4.
-    addrs.sort_by_key(|a| a.is_ipv6());
-    addrs
-        .into_iter()
-        .next()
-        .ok_or_else(|| refuse(directive, value, format!("host \"{}\" has no address", host.escape_debug()), expected))
+}
+
+/// `ICPQueryLog file|"|program"`. A file is made absolute by
+/// `server_relative` (httpd's `ap_server_root_relative`, or the tool's
+/// equivalent), which says `None` when it cannot; a program is never a path.
+pub fn log_target(value: &str, server_relative: &dyn Fn(&str) -> Option<PathBuf>) -> Result<LogTarget, ValueError> {
+    if let Some(program) = value.strip_prefix('|') {
+        let bare = program.strip_prefix(['|', '$']).unwrap_or(program);
+        if bare.trim().is_empty() {
+            return Err(refuse(
+                "ICPQueryLog",
+                value,
+                "no program after the |",
+                "\"|program args\" or \"|$shell command\"",
+            ));
+        }
+        return Ok(LogTarget::Pipe(program.to_owned()));
+    }
+    match server_relative(value) {
+        Some(path) if !value.trim().is_empty() => Ok(LogTarget::File(path)),
+        _ => Err(refuse(
+            "ICPQueryLog",
+            value,
+            "not a usable file path",
+            "a file path, absolute or relative to ServerRoot, or \"|program\"",
+        )),
+    }
+}
+
+/// The name of an `<ICPQueryGroup name>` block, from the rest of its line
+/// (`name>`), or the refusal.
+pub fn group_name(rest: &str) -> Result<&str, String> {
+    let name = rest.trim().strip_suffix('>').unwrap_or("").trim();
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(format!(
+            "<ICPQueryGroup {}: not a group name; expected <ICPQueryGroup name> with a name of letters, digits, \
+             '-' and '_'",
+            rest.escape_debug()
+        ));
+    }
+    Ok(name)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::resolve::TableResolver;
     use std::net::{Ipv4Addr, Ipv6Addr};
+
+    /// Names resolve from a table: "cache-host" only.
+    fn peer(value: &str) -> Result<Peer, ValueError> {
+        super::peer(value, &TableResolver::new(&[("cache-host", IpAddr::V4(Ipv4Addr::new(192, 0, 2, 77)))]))
+    }
+
+    fn mcast_group(value: &str) -> Result<SocketAddr, ValueError> {
+        super::mcast_group(value, &TableResolver::default())
+    }
+
+    fn bind_addr(value: &str) -> Result<IpAddr, ValueError> {
+        super::bind_addr(value, &TableResolver::new(&[("localhost", IpAddr::V4(Ipv4Addr::LOCALHOST))]))
+    }
 
     #[test]
     fn timeout_takes_microseconds() {
@@ -347,9 +436,9 @@ mod tests {
         assert_eq!(peer("[::1]:4000").unwrap().addr, SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 4000));
         assert_eq!(peer("[::1]").unwrap().addr.port(), 3130);
         assert_eq!(peer("::1").unwrap().addr, SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 3130));
-        let named = peer("localhost:3130").unwrap();
-        assert_eq!(named.host, "localhost");
-        assert_eq!(named.addr.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let named = peer("cache-host:3131 weight=2").unwrap();
+        assert_eq!(named.host, "cache-host");
+        assert_eq!(named.addr, "192.0.2.77:3131".parse().unwrap());
     }
 
     #[test]
@@ -368,7 +457,7 @@ mod tests {
             assert!(e.to_string().starts_with(&format!("ICPQueryPeer \"{v}\"")), "{e}");
         }
         let e = peer("no-such-host.invalid").unwrap_err();
-        assert!(e.problem.starts_with("cannot resolve host"), "{e}");
+        assert_eq!(e.problem, "cannot resolve host \"no-such-host.invalid\" (Name or service not known)");
     }
 
     #[test]
@@ -390,6 +479,35 @@ mod tests {
     fn bind_addr_forms() {
         assert_eq!(bind_addr("127.0.0.1"), Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)));
         assert_eq!(bind_addr("[::1]"), Ok(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+        assert_eq!(bind_addr("localhost"), Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)));
         assert!(bind_addr("no-such-host.invalid").is_err());
+    }
+
+    #[test]
+    fn mapper_is_on_or_off() {
+        assert_eq!(mapper("On"), Ok(true));
+        assert_eq!(mapper("off"), Ok(false));
+        assert_eq!(mapper("yes"), Err("ICPQueryMapper must be On or Off".to_string()));
+    }
+
+    #[test]
+    fn log_targets() {
+        let under_root = |p: &str| Some(std::path::Path::new("/srv/httpd").join(p));
+        assert_eq!(log_target("logs/icp.log", &under_root), Ok(LogTarget::File("/srv/httpd/logs/icp.log".into())));
+        assert_eq!(log_target("|rotatelogs x 86400", &under_root), Ok(LogTarget::Pipe("rotatelogs x 86400".into())));
+        assert_eq!(log_target("|$cat", &under_root), Ok(LogTarget::Pipe("$cat".into())));
+        assert_eq!(log_target("||", &under_root).unwrap_err().problem, "no program after the |");
+        assert_eq!(log_target("x", &|_| None).unwrap_err().problem, "not a usable file path");
+    }
+
+    #[test]
+    fn group_names() {
+        assert_eq!(group_name(" media-1_b>"), Ok("media-1_b"));
+        assert_eq!(
+            group_name("a b>").unwrap_err(),
+            "<ICPQueryGroup a b>: not a group name; expected <ICPQueryGroup name> with a name of letters, digits, \
+             '-' and '_'"
+        );
+        assert!(group_name(">").is_err());
     }
 }

@@ -1,0 +1,163 @@
+//! Each server's configuration: what its `ICPQuery*` directives said (a
+//! [`Settings`], merged for virtual hosts by the settings' one rule), its
+//! cache groups, and what it settles into at startup for lookups to use.
+
+use std::ffi::c_void;
+use std::time::Duration;
+
+use super::ffi;
+use super::logs::LogOpener;
+use super::safe::{self, guard, Pool, Server};
+use crate::engine::{carp, Cluster, Health};
+use crate::logfile::LogFile;
+use crate::settings::Settings;
+
+/// One server's (or virtual host's, or cache group's) configuration.
+#[derive(Default)]
+pub struct ServerConfig {
+    pub settings: Settings,
+    /// `<ICPQueryGroup name>` blocks (main server only), in the order read:
+    /// the order fixes which `icpquerymap:NAME` function serves each.
+    pub groups: Vec<CacheGroup>,
+    /// Settled in post_config; read-only while requests run.
+    pub settled: Option<Settled>,
+}
+
+/// A named, independent set of caches with settings of its own, served by
+/// its own maps (`int:icpquerymap:NAME` and the like).
+pub struct CacheGroup {
+    pub name: String,
+    /// Boxed: httpd holds a pointer to it while the block is read.
+    pub config: Box<ServerConfig>,
+}
+
+/// What a server's lookups use, fixed before any request arrives.
+pub struct Settled {
+    pub mapper: bool,
+    pub cluster: Cluster,
+    pub log: Option<LogFile>,
+    pub probe_interval: Duration,
+    /// The CARP array over the peers, for `icpquerycarp`.
+    pub carp: carp::Array,
+    /// The shared health records of this server's peers, and which health
+    /// region (one per distinct list of peers) they are (see shared.rs).
+    pub health: Option<(Health<'static>, usize)>,
+}
+
+impl Settled {
+    pub fn health(&self) -> Option<Health<'static>> {
+        self.health.map(|(health, _)| health)
+    }
+}
+
+impl ServerConfig {
+    /// A cache group's, as its block starts (see [`Settings::group`]).
+    pub fn group() -> ServerConfig {
+        ServerConfig { settings: Settings::group(), ..ServerConfig::default() }
+    }
+
+    /// Fixes the values lookups use, opening the log through `logs` so
+    /// servers that name the same file share one descriptor.
+    pub fn settle(&mut self, logs: &mut LogOpener) -> std::io::Result<()> {
+        let s = &self.settings;
+        let log = match &s.log {
+            Some(target) => Some(LogFile::new(logs.open(target)?, s.log_level())),
+            None => None,
+        };
+        self.settled = Some(Settled {
+            mapper: s.mapper(),
+            cluster: s.cluster(),
+            log,
+            probe_interval: s.probe_interval(),
+            carp: s.carp_array(),
+            health: None,
+        });
+        Ok(())
+    }
+}
+
+/// The configuration of server `s`, to change while the configuration is
+/// read or settled (httpd does both on one thread, before any request).
+///
+/// # Safety
+/// No other reference to `s`'s configuration may be alive.
+pub unsafe fn of_mut<'s>(s: Server<'s>) -> &'s mut ServerConfig {
+    // SAFETY: create/merge_server_config stored a pool-owned ServerConfig
+    // for every server; exclusivity is the caller's promise.
+    unsafe { safe::server_config::<ServerConfig>(s) }.expect("every server has a configuration")
+}
+
+/// The configuration of server `s`, shared read-only by every thread once
+/// requests run.
+pub fn of(s: Server<'_>) -> &ServerConfig {
+    // SAFETY: every server's slot holds a ServerConfig (create/merge below);
+    // nothing changes it after post_config.
+    unsafe { safe::server_config::<ServerConfig>(s) }.expect("every server has a configuration")
+}
+
+/// Cache group `index` (in configuration order) of the running
+/// configuration, settled.
+pub fn group_settled(index: usize) -> Option<&'static Settled> {
+    of(safe::main_server()?).groups.get(index)?.config.settled.as_ref()
+}
+
+/// One settled configuration: a server's own, or one of its cache groups.
+pub struct Configured<'a> {
+    pub server: Server<'a>,
+    /// The cache group's name and index, or `None` for the server's own.
+    pub group: Option<(&'a str, usize)>,
+    pub settled: &'a Settled,
+}
+
+impl Configured<'_> {
+    /// "main server", a virtual host's "name:port", or "cache group NAME".
+    pub fn label(&self) -> String {
+        match self.group {
+            Some((name, _)) => format!("cache group {name}"),
+            None => self.server.label(),
+        }
+    }
+}
+
+/// Every settled configuration: each server's own, then the main server's
+/// cache groups.
+pub fn every_settled(main: Server<'_>) -> Vec<Configured<'_>> {
+    let mut all = Vec::new();
+    for server in main.list() {
+        let conf = of(server);
+        if let Some(settled) = conf.settled.as_ref() {
+            all.push(Configured { server, group: None, settled });
+        }
+        for (index, group) in conf.groups.iter().enumerate() {
+            if let Some(settled) = group.config.settled.as_ref() {
+                all.push(Configured { server, group: Some((&group.name, index)), settled });
+            }
+        }
+    }
+    all
+}
+
+pub extern "C" fn create_server_config(pool: *mut ffi::apr_pool_t, _s: *mut ffi::server_rec) -> *mut c_void {
+    guard(std::ptr::null_mut(), || {
+        // SAFETY: httpd passes its live configuration pool.
+        let pool = unsafe { Pool::from_raw(pool) }.expect("a configuration pool");
+        std::ptr::from_mut(pool.own(ServerConfig::default())).cast()
+    })
+}
+
+pub extern "C" fn merge_server_config(pool: *mut ffi::apr_pool_t, base: *mut c_void, add: *mut c_void) -> *mut c_void {
+    guard(std::ptr::null_mut(), || {
+        // SAFETY: httpd passes its live configuration pool and two
+        // configurations made by create_server_config.
+        let (pool, base, add) = unsafe {
+            (
+                Pool::from_raw(pool).expect("a configuration pool"),
+                &*base.cast::<ServerConfig>(),
+                &*add.cast::<ServerConfig>(),
+            )
+        };
+        let merged =
+            ServerConfig { settings: Settings::inherit(&base.settings, &add.settings), ..ServerConfig::default() };
+        std::ptr::from_mut(pool.own(merged)).cast()
+    })
+}
