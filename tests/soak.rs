@@ -32,8 +32,17 @@
 //!     bounded, not compared;
 //!   * after httpd stops: no process of its process group is left, none of
 //!     the sockets its processes held (UDP or other) exists any more, no
-//!     SysV shared memory segment created by any of its processes, nothing
-//!     new in /dev/shm, nothing left in its run directory;
+//!     SysV shared memory segment created (creator pid) or attached by any
+//!     of its processes is left, none of the /dev/shm entries its processes
+//!     had mapped or open (recorded from /proc/<pid>/maps and /proc/<pid>/fd
+//!     while it ran, each generation) exists any more, nothing is left in
+//!     its run directory;
+//!   * after the Squids stop: none of the /dev/shm entries their processes
+//!     had mapped or open exists, and none named after their `squid -n`
+//!     service (`<service>-…`; the harness removes what a killed one leaves);
+//!   * only what the test started is judged: shared memory of other programs
+//!     on the machine (another Squid's /dev/shm segments, anything else's)
+//!     is never looked at;
 //!   * no child crashed (error log) and the module never panicked.
 //!
 //! Suite variant: 30 s of load per MPM (plus warm-up), the three tests one
@@ -50,7 +59,7 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -250,14 +259,87 @@ fn quiesce(load: &Load, parent: i32) {
     assert!(idle.is_some(), "children still hold client connections 20 s after the load closed them");
 }
 
-fn dev_shm() -> BTreeSet<String> {
+/// Live members of the process group `leader` leads (httpd's parent and
+/// children and whatever they started; a Squid and its helpers).
+fn group_of(leader: i32) -> Vec<i32> {
+    processes().into_iter().filter(|p| p.2 == leader && p.3 != 'Z').map(|p| p.0).collect()
+}
+
+/// A line of /proc/<pid>/maps ("start-end perms offset dev inode   path"):
+/// (inode, path without the " (deleted)" an unlinked file gets).
+fn maps_inode_path(line: &str) -> Option<(&str, &str)> {
+    let mut rest = line;
+    let mut inode = "";
+    for field in 0..5 {
+        rest = rest.trim_start();
+        let end = rest.find(' ')?;
+        if field == 4 {
+            inode = &rest[..end];
+        }
+        rest = &rest[end..];
+    }
+    let path = rest.trim();
+    Some((inode, path.strip_suffix(" (deleted)").unwrap_or(path)))
+}
+
+/// The shared memory some processes of the test were seen to hold: every
+/// /dev/shm entry one of them mapped or had open, every SysV segment one of
+/// them attached. Gathered while they run, judged after they stop: only
+/// what these processes held counts, never anything else in /dev/shm.
+#[derive(Debug, Default)]
+struct HeldShm {
+    dev_shm: BTreeSet<PathBuf>,
+    /// shmids (a SysV mapping shows as "/SYSV<key> (deleted)", its inode
+    /// field being the shmid).
+    sysv: BTreeSet<i64>,
+}
+
+impl HeldShm {
+    fn record(&mut self, pids: &[i32]) {
+        for &pid in pids {
+            let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+            for (inode, path) in maps.lines().filter_map(maps_inode_path) {
+                if path.starts_with("/dev/shm/") {
+                    self.dev_shm.insert(PathBuf::from(path));
+                } else if path.starts_with("/SYSV") {
+                    self.sysv.extend(inode.parse::<i64>().ok());
+                }
+            }
+            for e in std::fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().flatten() {
+                let Ok(target) = std::fs::read_link(e.path()) else { continue };
+                let t = target.to_string_lossy();
+                let t = t.strip_suffix(" (deleted)").unwrap_or(&t);
+                if t.starts_with("/dev/shm/") {
+                    self.dev_shm.insert(PathBuf::from(t));
+                }
+            }
+        }
+    }
+
+    /// The recorded /dev/shm entries that exist now.
+    fn still_there(&self) -> Vec<PathBuf> {
+        self.dev_shm.iter().filter(|p| std::fs::symlink_metadata(p).is_ok()).cloned().collect()
+    }
+}
+
+/// Record what httpd's processes and the test's Squids hold now.
+fn watch_shm(c: &Cluster, parent: i32, httpd: &mut HeldShm, squids: &mut HeldShm) {
+    httpd.record(&group_of(parent));
+    for pid in c.squids().iter().filter_map(|s| s.pid()) {
+        squids.record(&group_of(pid));
+    }
+}
+
+/// /dev/shm entries named after one of `services` (`<service>-…`): what
+/// the test's own Squids make. Nothing else in /dev/shm is looked at.
+fn named_after(services: &[String]) -> Vec<String> {
+    let prefixes: Vec<String> = services.iter().map(|s| format!("{s}-")).collect();
     std::fs::read_dir("/dev/shm")
         .into_iter()
         .flatten()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        // Squid's segments (the harness names them icpq<pid>i<n>-…) are Squid's.
-        .filter(|n| !n.starts_with("icpq"))
+        .filter(|n| prefixes.iter().any(|p| n.starts_with(p.as_str())))
         .collect()
 }
 
@@ -336,7 +418,10 @@ fn soak(net: u8, mpm: Mpm) {
     let phase_a = Duration::from_secs(secs * 2 / 3);
     let phase_b = Duration::from_secs(secs) - phase_a;
 
-    let shm_before = dev_shm();
+    // SysV segments that exist already are not the test's, whatever pid
+    // made them (a stale one's dead creator may share a pid with one of
+    // httpd's processes).
+    let sysv_before: HashSet<i64> = sysv_shm().into_iter().map(|(id, _)| id).collect();
     let mut c = Cluster::start_with(net, mpm, move |dir| {
         let seed = HttpdOptions::seed(dir, net, mpm).portal_conf;
         // The seed logs every lookup (level 3) and mod_rewrite at trace5:
@@ -352,6 +437,11 @@ fn soak(net: u8, mpm: Mpm) {
     let run_at_start = list_dir(&run_dir);
     let [h2, h3, _] = c.hosts();
     let mut seen_pids: HashSet<i32> = HashSet::from([parent]);
+    // Shared memory held by httpd's processes and by the Squids, recorded
+    // at every stage (each httpd generation, each Squid start).
+    let services: Vec<String> = c.squids().iter().map(|s| s.service().to_owned()).collect();
+    let (mut httpd_shm, mut squid_shm) = (HeldShm::default(), HeldShm::default());
+    watch_shm(&c, parent, &mut httpd_shm, &mut squid_shm);
 
     let t0 = Instant::now();
     let load = Load::start(c.portal_addr(), CONNECTIONS, Box::new(target));
@@ -365,28 +455,33 @@ fn soak(net: u8, mpm: Mpm) {
     quiesce(&load, parent);
     let s0 = sample_children(parent);
     seen_pids.extend(s0.keys());
+    watch_shm(&c, parent, &mut httpd_shm, &mut squid_shm);
     load.resume();
     let a0 = Instant::now();
     let before_a = load.totals();
     let mut windows: Vec<Window> = Vec::new();
 
     pace_until(a0 + phase_a / 4);
+    watch_shm(&c, parent, &mut httpd_shm, &mut squid_shm);
     let from = Instant::now();
     c.cache_for_mut(h2).kill();
     c.cache_for_mut(h2).start_again();
     windows.push(Window { name: "Squid SIGKILL + start", from, to: Instant::now() });
+    watch_shm(&c, parent, &mut httpd_shm, &mut squid_shm);
 
     pace_until(a0 + phase_a * 3 / 5);
     let from = Instant::now();
     c.cache_for_mut(h3).stop();
     c.cache_for_mut(h3).start_again();
     windows.push(Window { name: "Squid SIGTERM + start", from, to: Instant::now() });
+    watch_shm(&c, parent, &mut httpd_shm, &mut squid_shm);
 
     pace_until(a0 + phase_a);
     let after_a = load.totals();
     quiesce(&load, parent);
     let s1 = sample_children(parent);
     seen_pids.extend(s1.keys());
+    watch_shm(&c, parent, &mut httpd_shm, &mut squid_shm);
     load.resume();
 
     // ---- phase B: graceful restart, then restart
@@ -396,12 +491,14 @@ fn soak(net: u8, mpm: Mpm) {
     c.httpd_mut().graceful_restart();
     let graceful = Window { name: "graceful restart", from, to: Instant::now() };
     seen_pids.extend(children_of(parent));
+    watch_shm(&c, parent, &mut httpd_shm, &mut squid_shm);
 
     pace_until(b0 + phase_b * 7 / 10);
     let from = Instant::now();
     c.httpd_mut().restart();
     windows.push(Window { name: "restart (SIGHUP)", from, to: Instant::now() });
     seen_pids.extend(children_of(parent));
+    watch_shm(&c, parent, &mut httpd_shm, &mut squid_shm);
 
     pace_until(b0 + phase_b);
     let load_unanswered = load.unanswered();
@@ -548,8 +645,9 @@ fn soak(net: u8, mpm: Mpm) {
     );
 
     // ---- stop httpd ourselves (SIGTERM to the parent), see everything go
-    let group: Vec<i32> = processes().into_iter().filter(|p| p.2 == parent && p.3 != 'Z').map(|p| p.0).collect();
+    let group = group_of(parent);
     seen_pids.extend(&group);
+    watch_shm(&c, parent, &mut httpd_shm, &mut squid_shm);
     let sockets: HashSet<u64> = group.iter().flat_map(|&p| socket_inodes(p)).collect();
     let run_before_stop = list_dir(&run_dir);
     unsafe { libc::kill(parent, libc::SIGTERM) };
@@ -566,13 +664,26 @@ fn soak(net: u8, mpm: Mpm) {
     if !stale.is_empty() {
         problems.push(format!("sockets of the stopped httpd still exist: {stale:?}"));
     }
-    let shm_segments: Vec<(i64, i32)> = sysv_shm().into_iter().filter(|(_, cpid)| seen_pids.contains(cpid)).collect();
+    let shm_segments: Vec<(i64, i32)> = sysv_shm()
+        .into_iter()
+        .filter(|(id, cpid)| !sysv_before.contains(id) && (seen_pids.contains(cpid) || httpd_shm.sysv.contains(id)))
+        .collect();
     if !shm_segments.is_empty() {
-        problems.push(format!("SysV shared memory created by httpd's processes left: {shm_segments:?}"));
+        problems.push(format!("SysV shared memory created or attached by httpd's processes left: {shm_segments:?}"));
     }
-    let new_shm: Vec<String> = dev_shm().difference(&shm_before).cloned().collect();
-    if !new_shm.is_empty() {
-        problems.push(format!("new entries in /dev/shm: {new_shm:?}"));
+    eprintln!(
+        "soak {mpm:?}: httpd's processes held in /dev/shm {:?}, SysV segments {:?}",
+        httpd_shm.dev_shm, httpd_shm.sysv
+    );
+    // The seed's balancer keeps its state in mod_slotmem_shm segments
+    // (/dev/shm/ShM.… from APR): none seen means the recording is broken
+    // and the check below would pass whatever httpd left.
+    if httpd_shm.dev_shm.is_empty() {
+        problems.push("no /dev/shm entry seen in httpd's processes: nothing for the leftover check to judge".into());
+    }
+    let httpd_left = httpd_shm.still_there();
+    if !httpd_left.is_empty() {
+        problems.push(format!("/dev/shm entries httpd's processes had mapped or open are left: {httpd_left:?}"));
     }
     let run_after = list_dir(&run_dir);
     eprintln!(
@@ -580,6 +691,23 @@ fn soak(net: u8, mpm: Mpm) {
     );
     if !run_after.is_empty() {
         problems.push(format!("left in {}: {run_after:?}", run_dir.display()));
+    }
+
+    // ---- stop the Squids: nothing of theirs is left in /dev/shm
+    c.stop_all_squids();
+    eprintln!("soak {mpm:?}: the Squids ({services:?}) held in /dev/shm {:?}", squid_shm.dev_shm);
+    if squid_shm.dev_shm.is_empty() {
+        problems
+            .push("no /dev/shm entry seen in the Squids' processes: nothing for the leftover check to judge".into());
+    }
+    let squid_left: BTreeSet<String> = squid_shm
+        .still_there()
+        .iter()
+        .map(|p| p.display().to_string())
+        .chain(named_after(&services).into_iter().map(|n| format!("/dev/shm/{n}")))
+        .collect();
+    if !squid_left.is_empty() {
+        problems.push(format!("/dev/shm entries of the test's Squids are left after they stopped: {squid_left:?}"));
     }
 
     // ---- verdict

@@ -199,6 +199,13 @@ impl Squid {
         self.proc.as_ref().map(|p| p.pid())
     }
 
+    /// The `squid -n` service name, unique to this instance of this test
+    /// process: every /dev/shm segment this Squid makes is named
+    /// `<service>-…`.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
     pub fn is_running(&self) -> bool {
         self.proc.as_ref().is_some_and(|p| p.is_running())
     }
