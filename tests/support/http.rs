@@ -77,6 +77,18 @@ pub fn request(
     path_and_query: &str,
     headers: &[(&str, &str)],
 ) -> std::io::Result<Response> {
+    request_with_body(addr, method, path_and_query, headers, &[])
+}
+
+/// Like `request`, sending `body` after the head; `Content-Length` is added
+/// (unless given) when the body is not empty or the method is POST/PUT.
+pub fn request_with_body(
+    addr: SocketAddr,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
     stream.set_read_timeout(Some(READ_TIMEOUT))?;
     stream.set_write_timeout(Some(READ_TIMEOUT))?;
@@ -92,8 +104,13 @@ pub fn request(
     for (n, v) in headers {
         req.push_str(&format!("{n}: {v}\r\n"));
     }
+    if !has("content-length") && (!body.is_empty() || method == "POST" || method == "PUT") {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     req.push_str("\r\n");
-    stream.write_all(req.as_bytes())?;
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    stream.write_all(&bytes)?;
 
     // Read to EOF (we asked the server to close), bounded overall.
     let deadline = Instant::now() + READ_TIMEOUT;

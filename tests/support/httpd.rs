@@ -60,7 +60,10 @@ pub struct HttpdOptions {
     /// Appended verbatim after the generated main configuration; loads the
     /// module itself (`LoadModule icpquery_module <module>`).
     pub portal_conf: String,
-    /// The module under test (checked to exist before httpd starts).
+    /// The module under test (checked to exist before httpd starts). An
+    /// empty path (`HttpdOptions::without_module`) means the portal
+    /// configuration does not load the module: nothing is checked, and
+    /// `module_path` (which wants a fresh release build) is never called.
     pub module: PathBuf,
 }
 
@@ -72,8 +75,21 @@ impl HttpdOptions {
         HttpdOptions { net, mpm, portal_conf, module }
     }
 
+    /// A portal that does NOT load mod_icpquery (e.g. stock
+    /// mod_proxy_balancer only, see `support::balancer`): `portal_conf` is
+    /// appended as usual, `module` is left empty.
+    pub fn without_module(net: u8, mpm: Mpm, portal_conf: String) -> HttpdOptions {
+        HttpdOptions { net, mpm, portal_conf, module: PathBuf::new() }
+    }
+
+    /// Does this portal load the module under test (`module` not empty)?
+    pub fn loads_module(&self) -> bool {
+        !self.module.as_os_str().is_empty()
+    }
+
     /// `LoadModule icpquery_module <module>`, for hand-written portal configs.
     pub fn load_module_line(&self) -> String {
+        assert!(self.loads_module(), "these options were made without the module (HttpdOptions::without_module)");
         format!("LoadModule icpquery_module {}", self.module.display())
     }
 }
@@ -294,7 +310,7 @@ impl Httpd {
     /// returns once the portal accepts connections and the children run.
     pub fn start(dir: &Path, opts: HttpdOptions) -> Httpd {
         assert!(
-            opts.module.exists(),
+            !opts.loads_module() || opts.module.exists(),
             "build the module first: cargo build --release ({} missing)",
             opts.module.display()
         );

@@ -12,6 +12,7 @@
 //! `#[path = "../tests/support/mod.rs"] mod support;`.
 #![allow(dead_code)]
 
+pub mod balancer;
 pub mod hostile;
 pub mod http;
 pub mod httpd;
@@ -395,6 +396,14 @@ impl Cluster {
             HttpdOptions { net, mpm, portal_conf: portal_conf(cluster.dir.path()), module: httpd::module_path() };
         cluster.httpd = Some(Httpd::start(cluster.dir.path(), opts));
         cluster
+    }
+
+    /// Start the portal httpd on a cluster started with `start_caches`
+    /// (e.g. with `HttpdOptions::without_module`, see `balancer::start`).
+    pub fn start_portal(&mut self, opts: HttpdOptions) -> &Httpd {
+        assert!(self.httpd.is_none(), "this cluster's portal httpd is already started");
+        assert_eq!(opts.net, self.net, "the portal's network number must be the cluster's");
+        self.httpd.insert(Httpd::start(self.dir.path(), opts))
     }
 
     /// Origins and Squids only, no portal (needs no module).
