@@ -36,6 +36,18 @@ fn main() {
         .allowlist_type("request_rec")
         .allowlist_type("server_rec")
         .allowlist_type("rewrite_mapfunc_t")
+        // mod_proxy's structures only: its functions live in mod_proxy.so,
+        // which the module must not link against (see httpd/safe/proxy.rs).
+        .allowlist_type("proxy_(server_conf|balancer|balancer_shared|worker|worker_shared|balancer_method)")
+        .allowlist_type("proxy_is_best_callback_fn_t")
+        .allowlist_var(
+            "PROXY_WORKER_(INITIALIZED|DRAIN|IN_SHUTDOWN|DISABLED|STOPPED|IN_ERROR|HOT_STANDBY|HC_FAIL|HOT_SPARE)",
+        )
+        .allowlist_function("ap_register_provider")
+        .allowlist_function("ap_find_linked_module")
+        .allowlist_function("ap_get_server_revision")
+        .allowlist_function("ap_hook_fixups")
+        .allowlist_function("apr_table_(get|setn)")
         .allowlist_type("apr_OFN_ap_watchdog_(get_instance|register_callback)_t")
         .allowlist_function("ap_hook_(pre_config|post_config|child_init)")
         .allowlist_function("ap_(get|set)_module_config")

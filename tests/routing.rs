@@ -97,7 +97,7 @@ fn with_one_squid_stopped_no_request_goes_to_it_and_every_request_succeeds() {
 
     let r = c.get("/wsgi/was-at-3");
     assert_eq!(r.status, 200, "{r:?}");
-    assert!(r.x_cache().map_or(true, |x| x.starts_with("MISS from")), "{r:?}");
+    assert!(r.x_cache().is_none_or(|x| x.starts_with("MISS from")), "{r:?}");
     assert_eq!(c.get("/wsgi/at-4").x_cache(), Some(format!("HIT from {}", c.cache_for(h4).name()).as_str()));
 
     let log = c.httpd().module_log();

@@ -254,7 +254,7 @@ fn quiesce(load: &Load, parent: i32) {
     load.pause(Duration::from_secs(90));
     let idle = poll_until(Duration::from_secs(20), || {
         let tables = net_tables();
-        children_of(parent).iter().all(|&pid| fds_of(pid, &tables).map_or(true, |f| f.client_tcp == 0)).then_some(())
+        children_of(parent).iter().all(|&pid| fds_of(pid, &tables).is_none_or(|f| f.client_tcp == 0)).then_some(())
     });
     assert!(idle.is_some(), "children still hold client connections 20 s after the load closed them");
 }

@@ -249,6 +249,22 @@ impl Array {
         best
     }
 
+    /// The members that can own `url`, best first: the owner, then the one
+    /// that owns it once the owner is not eligible, and so on, as
+    /// [`owner`](Array::owner) picks them. Members scoring 0 or NaN never
+    /// appear (no eligibility makes them owners).
+    pub fn preference(&self, url: &[u8]) -> Vec<usize> {
+        let mut scored: Vec<(usize, f64)> = Vec::with_capacity(self.entries.len());
+        self.evaluate(url, |e, _, score| {
+            if score > 0.0 {
+                scored.push((e.index, score));
+            }
+        });
+        // Stable: equal scores keep evaluation order, as owner() breaks ties.
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        scored.into_iter().map(|(i, _)| i).collect()
+    }
+
     /// Every member's score for `url` as (index into the members given to
     /// `new`, score), in evaluation order (the order ties are broken in).
     pub fn scores(&self, url: &[u8]) -> Vec<(usize, f64)> {
@@ -592,5 +608,26 @@ mod tests {
         assert_eq!(Variant::default(), Variant::Squid);
         assert_eq!(Variant::Draft.to_string(), "draft");
         assert!("v1".parse::<Variant>().is_err());
+    }
+
+    #[test]
+    fn preference_is_owner_after_owner() {
+        let members = [
+            Member { name: "a", weight: 1 },
+            Member { name: "b", weight: 2 },
+            Member { name: "c", weight: 3 },
+            Member { name: "z", weight: 0 },
+        ];
+        for variant in [Variant::Squid, Variant::Draft] {
+            let array = Array::new(&members, variant);
+            for n in 0..500 {
+                let url = format!("http://localhost/wsgi/{n}");
+                let mut expected = Vec::new();
+                while let Some(i) = array.owner(url.as_bytes(), |i| !expected.contains(&i)) {
+                    expected.push(i);
+                }
+                assert_eq!(array.preference(url.as_bytes()), expected, "{url}");
+            }
+        }
     }
 }

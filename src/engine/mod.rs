@@ -6,6 +6,7 @@
 //! see [`Cluster`] (what was configured) and [`Outcome`] (what happened).
 
 pub mod carp;
+pub mod choice;
 mod cluster;
 pub mod health;
 mod lookup;

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use super::ffi;
 use super::logs::LogOpener;
-use super::safe::{self, guard, Pool, Server};
+use super::safe::{self, guard, Pool, Proxy, Server};
 use crate::engine::{carp, Cluster, Health};
 use crate::logfile::LogFile;
-use crate::settings::Settings;
+use crate::settings::{KeyPrefix, Settings};
 
 /// One server's (or virtual host's, or cache group's) configuration.
 #[derive(Default)]
@@ -21,6 +21,23 @@ pub struct ServerConfig {
     pub groups: Vec<CacheGroup>,
     /// Settled in post_config; read-only while requests run.
     pub settled: Option<Settled>,
+    /// The caches of this server's mod_proxy balancers, for
+    /// `lbmethod=bycache` (made in post_config, see bycache.rs).
+    pub balancers: Vec<BalancerCaches>,
+    /// mod_proxy as loaded (main server only; see bycache.rs).
+    pub proxy: Option<Proxy>,
+}
+
+/// A balancer's members as caches to ask over ICP.
+pub struct BalancerCaches {
+    /// `balancer://NAME`, as mod_proxy names it.
+    pub name: String,
+    /// Its members' ICP peers, and the server's settings for them.
+    pub settled: Settled,
+    /// For each member (by position), the peer that stands for it; members
+    /// added later in balancer-manager have none.
+    pub peer_of: Vec<Option<usize>>,
+    pub key: KeyPrefix,
 }
 
 /// A named, independent set of caches with settings of its own, served by
@@ -101,37 +118,45 @@ pub fn group_settled(index: usize) -> Option<&'static Settled> {
     of(safe::main_server()?).groups.get(index)?.config.settled.as_ref()
 }
 
-/// One settled configuration: a server's own, or one of its cache groups.
+/// One settled configuration: a server's own, one of its cache groups, or
+/// the caches of one of its balancers.
 pub struct Configured<'a> {
     pub server: Server<'a>,
-    /// The cache group's name and index, or `None` for the server's own.
-    pub group: Option<(&'a str, usize)>,
+    pub kind: Kind<'a>,
     pub settled: &'a Settled,
 }
 
+#[derive(Clone, Copy)]
+pub enum Kind<'a> {
+    Own,
+    Group(&'a str),
+    Balancer(&'a str),
+}
+
 impl Configured<'_> {
-    /// "main server", a virtual host's "name:port", or "cache group NAME".
+    /// "main server", a virtual host's "name:port", "cache group NAME", or
+    /// "balancer://NAME" (with its virtual host's "name:port" after it).
     pub fn label(&self) -> String {
-        match self.group {
-            Some((name, _)) => format!("cache group {name}"),
-            None => self.server.label(),
+        match self.kind {
+            Kind::Own => self.server.label(),
+            Kind::Group(name) => format!("cache group {name}"),
+            Kind::Balancer(name) if !self.server.is_virtual() => name.to_string(),
+            Kind::Balancer(name) => format!("{name} ({})", self.server.label()),
         }
     }
 }
 
-/// Every settled configuration: each server's own, then the main server's
-/// cache groups.
+/// Every settled configuration: for each server its own, its cache groups
+/// and its balancers' caches.
 pub fn every_settled(main: Server<'_>) -> Vec<Configured<'_>> {
     let mut all = Vec::new();
     for server in main.list() {
         let conf = of(server);
-        if let Some(settled) = conf.settled.as_ref() {
-            all.push(Configured { server, group: None, settled });
-        }
-        for (index, group) in conf.groups.iter().enumerate() {
-            if let Some(settled) = group.config.settled.as_ref() {
-                all.push(Configured { server, group: Some((&group.name, index)), settled });
-            }
+        let groups = conf.groups.iter().filter_map(|g| Some((Kind::Group(&g.name), g.config.settled.as_ref()?)));
+        let balancers = conf.balancers.iter().map(|b| (Kind::Balancer(&b.name), &b.settled));
+        let own = conf.settled.as_ref().map(|s| (Kind::Own, s));
+        for (kind, settled) in own.into_iter().chain(groups).chain(balancers) {
+            all.push(Configured { server, kind, settled });
         }
     }
     all

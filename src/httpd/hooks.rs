@@ -9,9 +9,9 @@ use super::conf;
 use super::ffi;
 use super::logs::{self, LogOpener};
 use super::safe::{self, guard, Level, Pool, Predecessors, Server};
-use super::{maps, probe, shared, status};
+use super::{bycache, maps, probe, shared, status};
 
-pub extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
+pub extern "C" fn register_hooks(pool: *mut ffi::apr_pool_t) {
     // mod_rewrite creates its table of map functions in its own pre_config,
     // so ours must run after it.
     static AFTER_REWRITE: Predecessors = Predecessors([c"mod_rewrite.c".as_ptr(), null()]);
@@ -19,6 +19,10 @@ pub extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
         safe::register_pre_config(pre_config, &AFTER_REWRITE);
         safe::register_post_config(post_config);
         status::register_hooks();
+        // SAFETY: httpd passes its configuration pool (where providers live).
+        if let Some(pool) = unsafe { Pool::from_raw(pool) } {
+            bycache::register(pool);
+        }
     })
 }
 
@@ -94,6 +98,10 @@ fn settle(pconf: Pool<'static>, main: Server<'static>) -> Result<(), ()> {
             );
             s.log(Level::WARNING, 0, &message);
         }
+    }
+    if let Err(message) = bycache::settle(main, &mut opener) {
+        main.log(Level::ERR, 0, &message);
+        return Err(());
     }
     if let Err(message) = shared::attach_health(pconf, main) {
         main.log(Level::ERR, 0, &message);

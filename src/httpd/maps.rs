@@ -16,23 +16,9 @@ use super::conf::{self, Settled};
 use super::events::{ErrorLogAt, Events};
 use super::ffi;
 use super::safe::{self, guard, Level, Pool, Request};
+use super::state::{MapState, RequestState};
 use crate::engine::{self, Cluster, LookupError, Peer};
 use crate::logfile::{level, Escaped};
-
-/// What this request's lookups found out: one entry for the server's own
-/// maps (0) and one per cache group (k + 1).
-#[derive(Default)]
-struct RequestState {
-    maps: Vec<MapState>,
-}
-
-#[derive(Default)]
-struct MapState {
-    /// Every address that gave a valid reply to this request's queries.
-    answered: Vec<IpAddr>,
-    /// Whether `icpquerymap` ran in this request at all.
-    queried: bool,
-}
 
 #[derive(Clone, Copy)]
 enum Map {
@@ -56,13 +42,7 @@ fn dispatch(map: Map, group: Option<usize>, r: *mut ffi::request_rec, key: *mut 
         };
         let Some(settled) = settled else { return null_mut() };
         let events = Events { at: ErrorLogAt::Request(r), log: settled.log.as_ref() };
-        // SAFETY: the module's request slot holds only RequestState.
-        let state = unsafe { r.module_state::<RequestState>() };
-        let set = group.map_or(0, |k| k + 1);
-        if state.maps.len() <= set {
-            state.maps.resize_with(set + 1, MapState::default);
-        }
-        let state = &mut state.maps[set];
+        let state = RequestState::of(r).map(group.map_or(0, |k| k + 1));
         let value = match map {
             Map::Query => query(&events, settled, state, key_bytes),
             Map::Running => running(&events, settled, state, key_bytes).then(|| key_bytes.to_vec()),

@@ -9,9 +9,10 @@
 //! panic unwinding into httpd's C frames would abort the whole server.
 //!
 //! Dependencies run one way: `record` (the module record) → `hooks`,
-//! `directives` → `maps`, `probe`, `status`, `shared` → `conf`, `events`,
-//! `logs` → `safe` → `ffi`.
+//! `directives` → `maps`, `bycache`, `probe`, `status`, `shared` → `conf`,
+//! `state`, `events`, `logs` → `safe` → `ffi`.
 
+mod bycache;
 mod conf;
 mod directives;
 mod events;
@@ -23,4 +24,5 @@ mod probe;
 mod record;
 mod safe;
 mod shared;
+mod state;
 mod status;

@@ -34,12 +34,12 @@ const TICK_SLACK: Duration = Duration::from_millis(100);
 
 /// One health region (servers whose peers share their records) to probe.
 struct Region {
-    /// The first server probing it, main server first: its log and error
-    /// log are written, its timeout and dead time apply.
+    /// The first server probing it, main server first: its error log is
+    /// written.
     server: Server<'static>,
-    /// The cache group (index) whose settings and log apply, if the region
-    /// was first found in one.
-    group: Option<usize>,
+    /// The first configuration found with it (a server's own, a cache
+    /// group's or a balancer's): its log is written.
+    settled: &'static Settled,
     /// That server's peers, without multicast groups: they have no health
     /// record, and asking one would make every probe wait its full timeout.
     cluster: Cluster,
@@ -92,7 +92,7 @@ fn regions(main: Server<'static>) -> Vec<Region> {
                 index,
                 Region {
                     server: configured.server,
-                    group: configured.group.map(|(_, k)| k),
+                    settled,
                     cluster: Cluster { groups: Vec::new(), ..settled.cluster.clone() },
                     health,
                     interval,
@@ -117,7 +117,7 @@ extern "C" fn tick(state: c_int, data: *mut c_void, _pool: *mut ffi::apr_pool_t)
             let probes = unsafe { &*data.cast::<Probes>() };
             for region in &probes.regions {
                 let now = Instant::now();
-                if region.last.get().map_or(true, |last| now + TICK_SLACK >= last + region.interval) {
+                if region.last.get().is_none_or(|last| now + TICK_SLACK >= last + region.interval) {
                     region.last.set(Some(now));
                     probe(region);
                 }
@@ -129,11 +129,7 @@ extern "C" fn tick(state: c_int, data: *mut c_void, _pool: *mut ffi::apr_pool_t)
 
 /// One probe lookup, logged like a map's lookup (the query itself at level 3).
 fn probe(region: &Region) {
-    let settled: Option<&Settled> = match region.group {
-        None => conf::of(region.server).settled.as_ref(),
-        Some(k) => conf::group_settled(k),
-    };
-    let events = Events { at: ErrorLogAt::Server(region.server), log: settled.and_then(|s| s.log.as_ref()) };
+    let events = Events { at: ErrorLogAt::Server(region.server), log: region.settled.log.as_ref() };
     let url = PROBE_URL.as_bytes();
     events.log(
         level::DEBUG,

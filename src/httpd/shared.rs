@@ -31,6 +31,7 @@ pub fn attach_health(pconf: Pool<'static>, main: Server<'_>) -> Result<(), Strin
         let conf = unsafe { conf::of_mut(s) };
         settled.extend(conf.settled.as_mut());
         settled.extend(conf.groups.iter_mut().filter_map(|g| g.config.settled.as_mut()));
+        settled.extend(conf.balancers.iter_mut().map(|b| &mut b.settled));
     }
     let mut regions: HashMap<Vec<SocketAddr>, usize> = HashMap::new();
     let mut region_of = Vec::with_capacity(settled.len());

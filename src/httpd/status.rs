@@ -44,7 +44,7 @@ extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
         if !r.is_get() {
             return ffi::HTTP_METHOD_NOT_ALLOWED as c_int;
         }
-        let auto = r.args() == b"auto";
+        let auto = r.query() == Some(b"auto");
         let content_type: &'static CStr = if auto { c"text/plain; charset=utf-8" } else { c"text/html; charset=utf-8" };
         r.set_content_type(content_type);
         if r.header_only() {

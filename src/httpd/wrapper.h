@@ -16,3 +16,4 @@
 #include <apr_shm.h>
 #include <apr_optional_hooks.h>
 #include <mod_status.h>
+#include <mod_proxy.h>

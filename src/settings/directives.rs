@@ -19,6 +19,8 @@ pub enum Id {
     MCastAddr,
     MCastHops,
     Carp,
+    BalancerPort,
+    BalancerKey,
     Group,
 }
 
@@ -60,7 +62,7 @@ const fn directive(id: Id, name: &'static CStr, args: Args, help: &'static CStr)
     Directive { id, name, args, help }
 }
 
-pub static DIRECTIVES: [Directive; 12] = [
+pub static DIRECTIVES: [Directive; 14] = [
     directive(
         Id::Mapper,
         c"ICPQueryMapper",
@@ -112,6 +114,18 @@ pub static DIRECTIVES: [Directive; 12] = [
     ),
     directive(Id::MCastHops, c"ICPQueryMCastHops", Args::One, c"multicast TTL, 1 to 255 (default 3)"),
     directive(Id::Carp, c"ICPQueryCARP", Args::One, c"squid or draft: how icpquerycarp hashes URLs (default squid)"),
+    directive(
+        Id::BalancerPort,
+        c"ICPQueryBalancerPort",
+        Args::One,
+        c"ICP port lbmethod=bycache asks each balancer member's host on (default 3130)",
+    ),
+    directive(
+        Id::BalancerKey,
+        c"ICPQueryBalancerKey",
+        Args::One,
+        c"http://HOST the caches key objects by (default http://localhost), or host for the request's Host header",
+    ),
     directive(
         Id::Group,
         c"<ICPQueryGroup",

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use self::directives::Id;
 use self::resolve::Resolve;
-pub use self::values::{LogTarget, ValueError};
-use crate::engine::{carp, carp_array, BindAddr, Cluster, Peer, Timeout};
+pub use self::values::{KeyPrefix, LogTarget, ValueError};
+use crate::engine::{carp, carp_array, BindAddr, Cluster, Peer, Timeout, DEFAULT_ICP_PORT};
 
 /// `ICPQueryProbeInterval` when not set.
 pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(5);
@@ -39,6 +39,10 @@ pub struct Settings {
     pub peers: Vec<Peer>,
     /// `ICPQueryMCastAddr` lines, in order.
     pub mcast_groups: Vec<SocketAddr>,
+    /// `ICPQueryBalancerPort`: the ICP port of bycache balancers' members.
+    pub balancer_port: Option<u16>,
+    /// `ICPQueryBalancerKey`: how bycache writes the URL it asks about.
+    pub balancer_key: Option<KeyPrefix>,
 }
 
 /// What reading a value needs from its surroundings.
@@ -96,6 +100,8 @@ impl Settings {
             mcast_hops: add.mcast_hops.or(base.mcast_hops),
             peers,
             mcast_groups,
+            balancer_port: add.balancer_port.or(base.balancer_port),
+            balancer_key: add.balancer_key.clone().or_else(|| base.balancer_key.clone()),
         }
     }
 
@@ -115,6 +121,8 @@ impl Settings {
             Id::MCastAddr => self.mcast_groups.push(values::mcast_group(value, cx.resolver)?),
             Id::MCastHops => self.mcast_hops = Some(values::mcast_hops(value)?),
             Id::Carp => self.carp = Some(values::carp_variant(value)?),
+            Id::BalancerPort => self.balancer_port = Some(values::balancer_port(value)?),
+            Id::BalancerKey => self.balancer_key = Some(values::balancer_key(value)?),
             Id::Group => unreachable!("<ICPQueryGroup> is read as a block"),
         }
         Ok(())
@@ -134,6 +142,14 @@ impl Settings {
 
     pub fn carp_variant(&self) -> carp::Variant {
         self.carp.unwrap_or_default()
+    }
+
+    pub fn balancer_port(&self) -> u16 {
+        self.balancer_port.unwrap_or(DEFAULT_ICP_PORT)
+    }
+
+    pub fn balancer_key(&self) -> KeyPrefix {
+        self.balancer_key.clone().unwrap_or_else(|| KeyPrefix::Fixed(KeyPrefix::DEFAULT.into()))
     }
 
     /// The caches asked, and how, with the defaults for what is not set.

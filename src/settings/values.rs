@@ -255,6 +255,54 @@ fn address(
     })
 }
 
+/// `ICPQueryBalancerPort <port>`: where `lbmethod=bycache` asks each
+/// balancer member's host.
+pub fn balancer_port(value: &str) -> Result<u16, ValueError> {
+    const EXPECTED: &str = "the members' ICP port, a whole number from 1 to 65535 (ICP's own is 3130)";
+    match value.trim().parse::<u32>() {
+        Ok(port @ 1..=65535) => Ok(port as u16),
+        Ok(_) => Err(refuse("ICPQueryBalancerPort", value, "out of range", EXPECTED)),
+        Err(_) => Err(refuse("ICPQueryBalancerPort", value, "not a number", EXPECTED)),
+    }
+}
+
+/// How `lbmethod=bycache` writes the URL it asks the caches about: this
+/// prefix, then the path and query the member is about to be sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyPrefix {
+    /// `scheme://authority`, e.g. `http://localhost`: what a Squid
+    /// accelerator with `defaultsite=localhost no-vhost` keys objects by.
+    Fixed(String),
+    /// `http://` and the request's Host header: what a Squid accelerator
+    /// keys by with `vhost` when the portal has `ProxyPreserveHost On`.
+    RequestHost,
+}
+
+impl KeyPrefix {
+    pub const DEFAULT: &'static str = "http://localhost";
+}
+
+/// `ICPQueryBalancerKey http://HOST[:PORT]|host`.
+pub fn balancer_key(value: &str) -> Result<KeyPrefix, ValueError> {
+    const EXPECTED: &str = "a scheme and host such as http://localhost (a Squid accelerator with \
+                            defaultsite=localhost no-vhost), or \"host\" for http:// and the request's Host header \
+                            (Squid with vhost, and ProxyPreserveHost On)";
+    let v = value.trim();
+    if v.eq_ignore_ascii_case("host") {
+        return Ok(KeyPrefix::RequestHost);
+    }
+    let Some((scheme, authority)) = v.split_once("://") else {
+        return Err(refuse("ICPQueryBalancerKey", value, "not a URL prefix", EXPECTED));
+    };
+    let scheme_ok = !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    let authority_ok =
+        !authority.is_empty() && authority.bytes().all(|b| b.is_ascii_graphic() && !b"/?#\"".contains(&b));
+    if !scheme_ok || !authority_ok {
+        return Err(refuse("ICPQueryBalancerKey", value, "not a scheme and host without a path", EXPECTED));
+    }
+    Ok(KeyPrefix::Fixed(format!("{}://{authority}", scheme.to_ascii_lowercase())))
+}
+
 /// `ICPQueryMapper On|Off`, as httpd's own FLAG directives take it.
 pub fn mapper(value: &str) -> Result<bool, String> {
     match value.trim() {
@@ -481,6 +529,22 @@ mod tests {
         assert_eq!(bind_addr("[::1]"), Ok(IpAddr::V6(Ipv6Addr::LOCALHOST)));
         assert_eq!(bind_addr("localhost"), Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)));
         assert!(bind_addr("no-such-host.invalid").is_err());
+    }
+
+    #[test]
+    fn balancer_port_and_key() {
+        assert_eq!(balancer_port("3131"), Ok(3131));
+        assert_eq!(balancer_port("0").unwrap_err().problem, "out of range");
+        assert_eq!(balancer_port("icp").unwrap_err().problem, "not a number");
+        assert_eq!(balancer_key("Host"), Ok(KeyPrefix::RequestHost));
+        assert_eq!(
+            balancer_key("HTTP://www.example.org:8080"),
+            Ok(KeyPrefix::Fixed("http://www.example.org:8080".into()))
+        );
+        for v in ["localhost", "http://", "http://a/b", "://a", "http://a b"] {
+            let e = balancer_key(v).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("ICPQueryBalancerKey \"{v}\"")) && e.contains("http://localhost"), "{e}");
+        }
     }
 
     #[test]

@@ -219,7 +219,7 @@ fn newest_file(dir: &Path) -> Option<(std::time::SystemTime, PathBuf)> {
             entry.metadata().ok().and_then(|m| m.modified().ok()).map(|t| (t, path))
         };
         if let Some(c) = candidate {
-            if newest.as_ref().map_or(true, |n| c.0 > n.0) {
+            if newest.as_ref().is_none_or(|n| c.0 > n.0) {
                 newest = Some(c);
             }
         }

@@ -3,19 +3,8 @@
 
 use std::io::Write;
 
-use mod_icpquery::engine::carp::{Array, Member, Variant};
+use mod_icpquery::engine::carp::{Member, Variant};
 use mod_icpquery::engine::{carp_array, Peer};
-
-/// The members that can own `url`, best first: the owner, then the owner
-/// once it is out of the way, and so on (`Array::owner` with the earlier
-/// ones ineligible). Members scoring 0 or NaN never appear.
-pub fn failover_order(array: &Array, url: &[u8]) -> Vec<usize> {
-    let mut order = Vec::new();
-    while let Some(i) = array.owner(url, |i| !order.contains(&i)) {
-        order.push(i);
-    }
-    order
-}
 
 /// Prints, for each URL, the owner and every member's rank, weight and
 /// score.
@@ -40,7 +29,7 @@ pub fn print(out: &mut impl Write, peers: &[Peer], variant: Variant, urls: &[Vec
     for url in urls {
         writeln!(out)?;
         writeln!(out, "{}", shown(url))?;
-        let order = failover_order(&array, url);
+        let order = array.preference(url);
         match order.first() {
             Some(&i) => writeln!(out, "  owner: {} ({})", names[i], peers[i].addr)?,
             None => writeln!(out, "  owner: none (no member scores above 0)")?,

@@ -33,6 +33,12 @@ pub fn register_post_config(f: PostConfig) {
     unsafe { ffi::ap_hook_post_config(Some(f), null(), null(), ffi::APR_HOOK_MIDDLE as c_int) }
 }
 
+/// Runs `f` in the fixups phase, after the modules in `after`.
+pub fn register_fixups(f: Handler, after: &'static Predecessors) {
+    // SAFETY: called from register_hooks.
+    unsafe { ffi::ap_hook_fixups(Some(f), after.0.as_ptr(), null(), ffi::APR_HOOK_MIDDLE as c_int) }
+}
+
 pub fn register_handler(f: Handler) {
     // SAFETY: called from register_hooks.
     unsafe { ffi::ap_hook_handler(Some(f), null(), null(), ffi::APR_HOOK_MIDDLE as c_int) }

@@ -15,6 +15,7 @@ mod log;
 mod module;
 mod optional;
 mod pool;
+mod proxy;
 mod request;
 mod server;
 mod text;
@@ -22,12 +23,14 @@ mod text;
 pub use cmd::Cmd;
 pub use guard::guard;
 pub use hooks::{
-    first_startup_pass, register_handler, register_post_config, register_pre_config, register_status_hook, Predecessors,
+    first_startup_pass, register_fixups, register_handler, register_post_config, register_pre_config,
+    register_status_hook, Predecessors,
 };
 pub use log::Level;
 pub use module::server_config;
 pub use optional::{register_rewrite_map, rewrite_loaded, Watchdog};
 pub use pool::{Pool, Zeroable};
+pub use proxy::{register_lbmethod, Balancer, LbMethod, Members, Proxy, Worker};
 pub use request::Request;
 pub use server::{main_server, Server};
 pub use text::c_bytes;

@@ -50,10 +50,46 @@ impl<'r> Request<'r> {
         unsafe { c_bytes(self.rec().handler) }
     }
 
-    /// The query string (empty when none).
-    pub fn args(self) -> &'r [u8] {
+    /// The query string: `None` without a `?`, empty after a bare `?`.
+    pub fn query(self) -> Option<&'r [u8]> {
+        let args = self.rec().args;
         // SAFETY: NULL or a string in the request's pool.
-        unsafe { c_bytes(self.rec().args) }
+        (!args.is_null()).then(|| unsafe { c_bytes(args) })
+    }
+
+    /// `r->filename` (for a proxied request, `proxy:` and the URL).
+    pub fn filename(self) -> &'r [u8] {
+        // SAFETY: NULL or a string in the request's pool.
+        unsafe { c_bytes(self.rec().filename) }
+    }
+
+    /// Whether this is the request itself, not a subrequest.
+    pub fn is_main(self) -> bool {
+        self.rec().main.is_null()
+    }
+
+    /// A request header, if present.
+    pub fn header(self, name: &CStr) -> Option<&'r [u8]> {
+        Self::table_get(self.rec().headers_in, name)
+    }
+
+    /// A note another module left on the request (`r->notes`).
+    pub fn note(self, name: &CStr) -> Option<&'r [u8]> {
+        Self::table_get(self.rec().notes, name)
+    }
+
+    fn table_get(table: *mut ffi::apr_table_t, name: &CStr) -> Option<&'r [u8]> {
+        // SAFETY: a live table of the request; the value lives in its pool.
+        let value = unsafe { ffi::apr_table_get(table, name.as_ptr()) };
+        // SAFETY: as above.
+        (!value.is_null()).then(|| unsafe { c_bytes(value) })
+    }
+
+    /// Sets an environment variable of the request (`%{NAME}e` in logs).
+    pub fn set_env(self, name: &'static CStr, value: &'static CStr) {
+        // SAFETY: a live table; static strings outlive the request, so they
+        // need no copy (apr_table_setn).
+        unsafe { ffi::apr_table_setn(self.rec().subprocess_env, name.as_ptr(), value.as_ptr()) }
     }
 
     /// GET, or HEAD (which is a GET to httpd).
