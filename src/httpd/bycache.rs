@@ -136,6 +136,14 @@ fn caches(
     Ok(BalancerCaches { name, settled, peer_of, key: settings.balancer_key() })
 }
 
+/// Whether balancer `name` of server `s` uses bycache now (balancer-manager
+/// may switch it at any time): only then do its caches get probes and a
+/// place on the status page.
+pub fn in_use(s: Server<'_>, name: &str) -> bool {
+    let proxy = safe::main_server().and_then(|main| conf::of(main).proxy.as_ref());
+    proxy.and_then(|p| p.balancer(s, name.as_bytes())).is_some_and(|b| b.method() == NAME.to_bytes())
+}
+
 /// mod_proxy and its members' records, if they can be read.
 fn proxy() -> Option<(&'static Proxy, Members)> {
     let proxy = conf::of(safe::main_server()?).proxy.as_ref()?;

@@ -18,7 +18,8 @@ use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::time::{Duration, Instant};
 
-use super::conf::{self, Settled};
+use super::bycache;
+use super::conf::{self, Configured, Kind};
 use super::events::{ErrorLogAt, Events};
 use super::ffi;
 use super::safe::{guard, Level, Pool, Server, Watchdog};
@@ -32,16 +33,14 @@ pub const PROBE_URL: &str = "http://icpquery.probe/";
 /// much before a region's interval has fully elapsed.
 const TICK_SLACK: Duration = Duration::from_millis(100);
 
-/// One health region (servers whose peers share their records) to probe.
+/// One health region (configurations whose peers share their records) to
+/// probe.
 struct Region {
-    /// The first server probing it, main server first: its error log is
-    /// written.
-    server: Server<'static>,
-    /// The first configuration found with it (a server's own, a cache
-    /// group's or a balancer's): its log is written.
-    settled: &'static Settled,
-    /// That server's peers, without multicast groups: they have no health
-    /// record, and asking one would make every probe wait its full timeout.
+    /// The configurations using it, main server first: the first of them
+    /// in use at a tick has its log and error log written.
+    users: Vec<Configured<'static>>,
+    /// Their peers, without multicast groups: they have no health record,
+    /// and asking one would make every probe wait its full timeout.
     cluster: Cluster,
     health: Health<'static>,
     /// The shortest `ICPQueryProbeInterval` of the servers sharing it.
@@ -75,8 +74,9 @@ pub fn start(pconf: Pool<'static>, main: Server<'static>) {
     }
 }
 
-/// The regions to probe: those of servers with `ICPQueryMapper On`, a
-/// nonzero interval and at least one peer.
+/// The regions to probe: those of configurations that may be in use (maps
+/// with `ICPQueryMapper On`, balancers, which can be switched to bycache at
+/// any time) with a nonzero interval and at least one peer.
 fn regions(main: Server<'static>) -> Vec<Region> {
     let mut regions: Vec<(usize, Region)> = Vec::new();
     for configured in conf::every_settled(main) {
@@ -87,13 +87,15 @@ fn regions(main: Server<'static>) -> Vec<Region> {
         }
         let interval = settled.probe_interval;
         match regions.iter_mut().find(|(i, _)| *i == index) {
-            Some((_, region)) => region.interval = region.interval.min(interval),
+            Some((_, region)) => {
+                region.interval = region.interval.min(interval);
+                region.users.push(configured);
+            }
             None => regions.push((
                 index,
                 Region {
-                    server: configured.server,
-                    settled,
                     cluster: Cluster { groups: Vec::new(), ..settled.cluster.clone() },
+                    users: vec![configured],
                     health,
                     interval,
                     last: Cell::new(None),
@@ -102,6 +104,15 @@ fn regions(main: Server<'static>) -> Vec<Region> {
         }
     }
     regions.into_iter().map(|(_, region)| region).collect()
+}
+
+/// Whether a configuration uses its caches now: maps always (they were
+/// kept only with `ICPQueryMapper On`), a balancer while it uses bycache.
+fn in_use(configured: &Configured<'_>) -> bool {
+    match configured.kind {
+        Kind::Balancer(name) => bycache::in_use(configured.server, name),
+        Kind::Own | Kind::Group(_) => true,
+    }
 }
 
 /// mod_watchdog's callback: probes every region that is due. Always
@@ -118,8 +129,10 @@ extern "C" fn tick(state: c_int, data: *mut c_void, _pool: *mut ffi::apr_pool_t)
             for region in &probes.regions {
                 let now = Instant::now();
                 if region.last.get().is_none_or(|last| now + TICK_SLACK >= last + region.interval) {
-                    region.last.set(Some(now));
-                    probe(region);
+                    if let Some(user) = region.users.iter().find(|u| in_use(u)) {
+                        region.last.set(Some(now));
+                        probe(region, user);
+                    }
                 }
             }
         }
@@ -127,9 +140,10 @@ extern "C" fn tick(state: c_int, data: *mut c_void, _pool: *mut ffi::apr_pool_t)
     })
 }
 
-/// One probe lookup, logged like a map's lookup (the query itself at level 3).
-fn probe(region: &Region) {
-    let events = Events { at: ErrorLogAt::Server(region.server), log: region.settled.log.as_ref() };
+/// One probe lookup for `user`, logged like a map's lookup (the query
+/// itself at level 3).
+fn probe(region: &Region, user: &Configured<'_>) {
+    let events = Events { at: ErrorLogAt::Server(user.server), log: user.settled.log.as_ref() };
     let url = PROBE_URL.as_bytes();
     events.log(
         level::DEBUG,

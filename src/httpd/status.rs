@@ -17,7 +17,8 @@ mod tests;
 use std::ffi::{c_int, CStr};
 
 use self::format::{RegionView, ServerView};
-use super::conf;
+use super::bycache;
+use super::conf::{self, Kind};
 use super::ffi;
 use super::safe::{self, guard, Request, Server};
 use crate::engine::health::now_us;
@@ -86,6 +87,11 @@ extern "C" fn status_hook(r: *mut ffi::request_rec, flags: c_int) -> c_int {
 fn regions(main: Server<'_>) -> Vec<RegionView<'_>> {
     let mut regions: Vec<(usize, RegionView<'_>)> = Vec::new();
     for configured in conf::every_settled(main) {
+        if let Kind::Balancer(name) = configured.kind {
+            if !bycache::in_use(configured.server, name) {
+                continue;
+            }
+        }
         let settled = configured.settled;
         let Some((health, index)) = settled.health else { continue };
         let view = ServerView {
