@@ -2,8 +2,8 @@
 # Runs the benchmarks and prints one summary table with ratios against
 # baselines measured in the same run, and ✓/✗ against each target.
 #
-#   bench/run.sh                      everything (about 13 minutes on 2 cores)
-#   bench/run.sh latency|throughput|dead|memory [...]   only those
+#   bench/run.sh                      everything (about 14 minutes on 2 cores)
+#   bench/run.sh latency|throughput|dead|memory|balancer [...]   only those
 #   bench/run.sh hit-ratio            cluster hit ratio by routing rule (not in
 #                                     the default set; about 3.5 minutes,
 #                                     127.0.100.x-127.0.104.x; knobs BENCH_HR_*,
@@ -11,32 +11,29 @@
 #
 # Builds the module (release) first, installs wrk (and, through tests/deps.sh,
 # httpd, Squid and clang) with apt-get when missing. Everything runs on
-# loopback, 127.0.60.x-127.0.64.x; every process started is stopped again.
+# loopback, 127.0.60.x-127.0.65.x; every process started is stopped again.
 # Timing never makes this script fail: it exits non-zero only when a
 # benchmark could not run. Knobs (environment): BENCH_LATENCY_SAMPLES,
 # BENCH_THROUGHPUT_SECONDS, BENCH_THROUGHPUT_ROUNDS, BENCH_DEAD_TIME,
-# BENCH_MEMORY_SECONDS, BENCH_MEMORY_LOOKUPS (see benches/*.rs).
+# BENCH_MEMORY_SECONDS, BENCH_MEMORY_LOOKUPS, BENCH_BAL_* (balancer: URLS,
+# SECONDS, ROUNDS, WARMUP, CONNS, POPULARITY, CONFIGS, TARGET, REQUIRE_ALL;
+# see benches/*.rs and bench/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all=(latency throughput dead memory)
+all=(latency throughput dead memory balancer)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
 for b in "${selected[@]}"; do
     case "$b" in
-        latency | throughput | dead | memory | hit-ratio) ;;
-        *) echo "usage: $0 [latency|throughput|dead|memory|hit-ratio]..." >&2; exit 2 ;;
+        latency | throughput | dead | memory | balancer | hit-ratio) ;;
+        *) echo "usage: $0 [latency|throughput|dead|memory|balancer|hit-ratio]..." >&2; exit 2 ;;
     esac
 done
 
-tests/deps.sh
-if ! command -v wrk >/dev/null 2>&1; then
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    echo "installing: wrk" >&2
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends wrk >&2
-fi
+# What the tests need, and wrk (the load generator of throughput, memory and
+# balancer).
+tests/deps.sh wrk
 
 summary=$(mktemp /tmp/mod_icpquery-bench-summary.XXXXXX)
 trap 'rm -f "$summary"' EXIT

@@ -2,9 +2,10 @@
 # Installs the Debian packages that building, the demo and the tests need,
 # when they are missing: httpd and its headers, Squid, clang for bindgen,
 # node to run the generated PAC files, iproute2 for the multicast test's
-# network namespace.
+# network namespace. Arguments are more packages to install the same way
+# (bench/run.sh adds wrk).
 set -euo pipefail
-packages=(apache2 apache2-dev squid libclang-dev nodejs iproute2)
+packages=(apache2 apache2-dev squid libclang-dev nodejs iproute2 "$@")
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
