@@ -146,11 +146,32 @@ impl RejectReason {
 const ALIVE: u32 = 0;
 const DEAD: u32 = 1;
 
+/// A peer waited for that stays silent in this many lookups in a row while
+/// other peers answer them is hung: dead, so that it costs no more
+/// requests the timeout, long before `ICPQueryDeadTime` has passed.
+pub const HUNG_AFTER: u32 = 3;
+
+/// A dead peer is asked again this often (at most; or once per dead time
+/// when that is shorter), so that a cache that answers again is used again
+/// within about that time.
+pub const REVIVE_EVERY: Duration = Duration::from_secs(1);
+
 /// A change of a peer's state, for the logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transition {
-    Died,
+    Died(Death),
     Revived,
+}
+
+/// Why a peer died.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Death {
+    /// Its host refused the query (ICMP): nobody listens there.
+    Refused,
+    /// Silent in [`HUNG_AFTER`] lookups in a row that other peers answered.
+    Hung,
+    /// No valid reply for the dead time while asked.
+    Silent,
 }
 
 /// One peer's shared record.
@@ -163,9 +184,11 @@ pub struct PeerSlot {
     last_reply_us: AtomicU64,
     /// Since when the peer has been failing to answer (0: it answered last).
     silent_since_us: AtomicU64,
-    /// A dead peer is sent one query per dead time so it can revive; this is
-    /// when the next one is due.
+    /// A dead peer is sent a revival query every [`REVIVE_EVERY`] (or dead
+    /// time, if shorter); this is when the next one is due.
     next_probe_us: AtomicU64,
+    /// Lookups in a row that waited for it in vain while other peers answered.
+    silent_lookups: AtomicU32,
     counters: [AtomicU64; Counter::ALL.len()],
     rejects: [AtomicU64; RejectReason::ALL.len()],
 }
@@ -201,11 +224,11 @@ impl PeerSlot {
     }
 
     /// Whether a dead peer is due its revival query; at most one lookup in
-    /// the whole server wins each dead time.
+    /// the whole server wins each [`revival period`](revival_period).
     pub fn claim_probe(&self, now_us: u64, dead_time: Duration) -> bool {
         let due = self.next_probe_us.load(Relaxed);
-        now_us >= due
-            && self.next_probe_us.compare_exchange(due, now_us + dead_time.as_micros() as u64, Relaxed, Relaxed).is_ok()
+        let next = now_us + revival_period(dead_time).as_micros() as u64;
+        now_us >= due && self.next_probe_us.compare_exchange(due, next, Relaxed, Relaxed).is_ok()
     }
 
     /// A valid reply arrived after `rtt`: the peer is alive.
@@ -215,6 +238,7 @@ impl PeerSlot {
         }
         self.last_reply_us.store(now_us, Relaxed);
         self.silent_since_us.store(0, Relaxed);
+        self.silent_lookups.store(0, Relaxed);
         // TCP's smoothing (RFC 6298): srtt += (rtt - srtt) / 8. Lost updates
         // between racing lookups only drop one sample.
         let rtt_us = rtt.as_micros().clamp(1, u32::MAX as u128) as u32;
@@ -227,31 +251,41 @@ impl PeerSlot {
     /// The peer's host refused the query (ICMP): nobody listens there.
     pub fn record_refused(&self, now_us: u64, dead_time: Duration) -> Option<Transition> {
         self.count(Counter::Icmp);
-        self.die(now_us, dead_time)
+        self.die(now_us, dead_time, Death::Refused)
     }
 
-    /// The peer was waited for and did not answer. It dies once it has been
-    /// silent for `dead_time` while being asked.
-    pub fn record_timeout(&self, now_us: u64, dead_time: Duration) -> Option<Transition> {
+    /// The peer was waited for and did not answer; `others_answered` says
+    /// whether other peers answered that lookup. It dies when it has been
+    /// silent in [`HUNG_AFTER`] such lookups in a row, or for `dead_time`
+    /// while being asked. One lost datagram is one silent lookup: it never
+    /// kills a live peer.
+    pub fn record_timeout(&self, now_us: u64, dead_time: Duration, others_answered: bool) -> Option<Transition> {
         self.count(Counter::Timeouts);
         let since = match self.silent_since_us.compare_exchange(0, now_us, Relaxed, Relaxed) {
             Ok(_) => now_us,
             Err(earlier) => earlier,
         };
-        if now_us.saturating_sub(since) >= dead_time.as_micros() as u64 {
-            self.die(now_us, dead_time)
+        let in_a_row = match others_answered {
+            true => self.silent_lookups.fetch_add(1, Relaxed) + 1,
+            false => self.silent_lookups.load(Relaxed),
+        };
+        if in_a_row >= HUNG_AFTER {
+            self.die(now_us, dead_time, Death::Hung)
+        } else if now_us.saturating_sub(since) >= dead_time.as_micros() as u64 {
+            self.die(now_us, dead_time, Death::Silent)
         } else {
             None
         }
     }
 
-    fn die(&self, now_us: u64, dead_time: Duration) -> Option<Transition> {
+    fn die(&self, now_us: u64, dead_time: Duration, death: Death) -> Option<Transition> {
         if self.state.swap(DEAD, Relaxed) == DEAD {
             return None;
         }
-        self.next_probe_us.store(now_us + dead_time.as_micros() as u64, Relaxed);
+        self.silent_lookups.store(0, Relaxed);
+        self.next_probe_us.store(now_us + revival_period(dead_time).as_micros() as u64, Relaxed);
         self.count(Counter::Deaths);
-        Some(Transition::Died)
+        Some(Transition::Died(death))
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -282,6 +316,12 @@ pub struct ClusterSlot {
     pub multicast_responders: AtomicU32,
     /// When the count is next relearnt (µs since the epoch).
     next_multicast_count_us: AtomicU64,
+    /// Whether a count has been learnt at all (it may be 0).
+    multicast_learnt: AtomicU32,
+    /// Lookups in a row that fell short of the count, and the most
+    /// responders any of them saw.
+    multicast_short: AtomicU32,
+    multicast_short_most: AtomicU32,
 }
 
 impl ClusterSlot {
@@ -289,9 +329,10 @@ impl ClusterSlot {
     /// this lookup is the one that (re)learns the count by waiting its whole
     /// timeout: at first, and once per `every` across the whole server.
     pub fn multicast_responders_expected(&self, now_us: u64, every: Duration) -> Option<u32> {
+        let learnt = self.multicast_learnt.load(Relaxed) != 0;
         let known = self.multicast_responders.load(Relaxed);
         let due = self.next_multicast_count_us.load(Relaxed);
-        let relearn = known == 0 || now_us >= due;
+        let relearn = !learnt || now_us >= due;
         if relearn
             && self
                 .next_multicast_count_us
@@ -302,12 +343,31 @@ impl ClusterSlot {
         }
         // Another lookup is learning right now: wait the whole timeout too
         // until a count is known.
-        (known != 0).then_some(known)
+        learnt.then_some(known)
     }
 
     /// What a learning lookup counted.
     pub fn learn_multicast_responders(&self, responders: u32) {
         self.multicast_responders.store(responders, Relaxed);
+        self.multicast_learnt.store(1, Relaxed);
+        self.multicast_short.store(0, Relaxed);
+        self.multicast_short_most.store(0, Relaxed);
+    }
+
+    /// A lookup that expected `expected` responders saw `seen`. After
+    /// [`HUNG_AFTER`] lookups in a row that fell short (and so waited their
+    /// whole timeout), the count drops to the most of them saw: a group
+    /// member that died costs a few lookups, not a dead time of them.
+    pub fn multicast_seen(&self, expected: u32, seen: u32) {
+        if seen >= expected {
+            self.multicast_short.store(0, Relaxed);
+            self.multicast_short_most.store(0, Relaxed);
+            return;
+        }
+        let most = self.multicast_short_most.fetch_max(seen, Relaxed).max(seen);
+        if self.multicast_short.fetch_add(1, Relaxed) + 1 >= HUNG_AFTER {
+            self.learn_multicast_responders(most);
+        }
     }
 }
 
@@ -336,6 +396,12 @@ impl LocalHealth {
     }
 }
 
+/// How often a dead peer is asked again: [`REVIVE_EVERY`], or the dead time
+/// when that is shorter.
+pub fn revival_period(dead_time: Duration) -> Duration {
+    dead_time.min(REVIVE_EVERY)
+}
+
 /// Microseconds since the Unix epoch.
 pub fn now_us() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
@@ -358,10 +424,10 @@ mod tests {
     #[test]
     fn silence_kills_only_after_the_dead_time() {
         let slot = PeerSlot::default();
-        assert_eq!(slot.record_timeout(100 * S, DEAD_TIME), None);
-        assert_eq!(slot.record_timeout(105 * S, DEAD_TIME), None);
-        assert_eq!(slot.record_timeout(110 * S, DEAD_TIME), Some(Transition::Died));
-        assert_eq!(slot.record_timeout(111 * S, DEAD_TIME), None, "already dead");
+        assert_eq!(slot.record_timeout(100 * S, DEAD_TIME, false), None);
+        assert_eq!(slot.record_timeout(105 * S, DEAD_TIME, false), None);
+        assert_eq!(slot.record_timeout(110 * S, DEAD_TIME, false), Some(Transition::Died(Death::Silent)));
+        assert_eq!(slot.record_timeout(111 * S, DEAD_TIME, false), None, "already dead");
         assert!(slot.is_dead());
         let snap = slot.snapshot();
         assert_eq!(snap.counters[Counter::Timeouts as usize], 4);
@@ -371,10 +437,10 @@ mod tests {
     #[test]
     fn a_reply_resets_the_silence_and_revives() {
         let slot = PeerSlot::default();
-        slot.record_timeout(100 * S, DEAD_TIME);
+        slot.record_timeout(100 * S, DEAD_TIME, false);
         slot.record_reply(Opcode::Miss, Duration::from_micros(300), 108 * S);
-        assert_eq!(slot.record_timeout(112 * S, DEAD_TIME), None, "silent only since 112 s");
-        assert_eq!(slot.record_refused(113 * S, DEAD_TIME), Some(Transition::Died));
+        assert_eq!(slot.record_timeout(112 * S, DEAD_TIME, false), None, "silent only since 112 s");
+        assert_eq!(slot.record_refused(113 * S, DEAD_TIME), Some(Transition::Died(Death::Refused)));
         assert_eq!(slot.record_reply(Opcode::Hit, Duration::from_micros(300), 114 * S), Some(Transition::Revived));
         assert!(!slot.is_dead());
         let snap = slot.snapshot();
@@ -385,13 +451,30 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_peer_gets_one_probe_per_dead_time() {
+    fn a_dead_peer_gets_one_revival_query_per_second_or_dead_time() {
         let slot = PeerSlot::default();
         slot.record_refused(100 * S, DEAD_TIME);
-        assert!(!slot.claim_probe(105 * S, DEAD_TIME), "not due yet");
-        assert!(slot.claim_probe(110 * S, DEAD_TIME));
-        assert!(!slot.claim_probe(110 * S, DEAD_TIME), "another lookup already took it");
-        assert!(slot.claim_probe(120 * S, DEAD_TIME));
+        assert!(!slot.claim_probe(100 * S + S / 2, DEAD_TIME), "not due yet");
+        assert!(slot.claim_probe(101 * S, DEAD_TIME));
+        assert!(!slot.claim_probe(101 * S, DEAD_TIME), "another lookup already took it");
+        assert!(slot.claim_probe(102 * S, DEAD_TIME));
+        let short = PeerSlot::default();
+        let quarter = Duration::from_millis(250);
+        short.record_refused(100 * S, quarter);
+        assert!(short.claim_probe(100 * S + S / 4, quarter), "a dead time under a second is the period");
+    }
+
+    #[test]
+    fn a_hung_peer_dies_after_a_few_lookups_others_answered_and_one_loss_is_forgiven() {
+        let slot = PeerSlot::default();
+        assert_eq!(slot.record_timeout(100 * S, DEAD_TIME, true), None, "one lost datagram");
+        slot.record_reply(Opcode::Miss, Duration::from_micros(300), 100 * S);
+        assert_eq!(slot.record_timeout(101 * S, DEAD_TIME, true), None);
+        assert_eq!(slot.record_timeout(101 * S, DEAD_TIME, false), None, "nobody answered: not counted");
+        assert_eq!(slot.record_timeout(101 * S, DEAD_TIME, true), None);
+        assert_eq!(slot.record_timeout(101 * S, DEAD_TIME, true), Some(Transition::Died(Death::Hung)));
+        assert_eq!(slot.record_reply(Opcode::Miss, Duration::from_micros(300), 102 * S), Some(Transition::Revived));
+        assert_eq!(slot.record_timeout(103 * S, DEAD_TIME, true), None, "the count starts again");
     }
 
     #[test]
@@ -412,6 +495,24 @@ mod tests {
         assert_eq!(slot.multicast_responders_expected(102 * S, DEAD_TIME), Some(3));
         assert_eq!(slot.multicast_responders_expected(111 * S, DEAD_TIME), None, "due: one lookup relearns");
         assert_eq!(slot.multicast_responders_expected(111 * S, DEAD_TIME), Some(3), "the others use the count");
+    }
+
+    #[test]
+    fn a_group_that_answers_short_is_recounted_after_a_few_lookups() {
+        let slot = ClusterSlot::default();
+        slot.multicast_responders_expected(100 * S, DEAD_TIME);
+        slot.learn_multicast_responders(3);
+        slot.multicast_seen(3, 2);
+        slot.multicast_seen(3, 3);
+        slot.multicast_seen(3, 2);
+        slot.multicast_seen(3, 1);
+        assert_eq!(slot.multicast_responders_expected(101 * S, DEAD_TIME), Some(3), "two short lookups in a row");
+        slot.multicast_seen(3, 2);
+        assert_eq!(slot.multicast_responders_expected(101 * S, DEAD_TIME), Some(2), "the most the short ones saw");
+        slot.multicast_seen(2, 0);
+        slot.multicast_seen(2, 0);
+        slot.multicast_seen(2, 0);
+        assert_eq!(slot.multicast_responders_expected(102 * S, DEAD_TIME), Some(0), "none left: a count of 0");
     }
 
     #[test]

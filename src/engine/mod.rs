@@ -18,7 +18,7 @@ pub mod transport;
 
 pub use cluster::{carp_array, ip_text, BindAddr, Cluster, Peer, Timeout, DEFAULT_ICP_PORT};
 pub use health::RejectReason;
-pub use health::{ClusterSlot, Health, LocalHealth, PeerSlot, Transition};
+pub use health::{ClusterSlot, Death, Health, LocalHealth, PeerSlot, Transition};
 pub use lookup::{Lookup, Outcome, Reject, Rejected, Reply, Responder};
 pub use plan::{Ask, Groups, Plan, Purpose};
 pub use record::record;

@@ -55,15 +55,16 @@ pub struct Plan {
 
 impl Ask {
     /// What a lookup for `purpose` does with the peer whose record is
-    /// `slot`. A live peer is waited for; a dead one is asked once per dead
-    /// time (the lookup that claims the revival query sends it; the claim is
-    /// shared by every process, so the whole server sends one).
+    /// `slot`. A live peer is waited for. A dead one gets a revival query
+    /// from one request lookup per revival period (the claim is shared by
+    /// every process, so the whole server sends one), not waited for; a
+    /// background probe, which nobody waits for, waits for it every time.
     pub fn for_peer(purpose: Purpose, slot: &PeerSlot, now_us: u64, dead_time: Duration) -> Ask {
         match (slot.is_dead(), purpose) {
             (false, _) => Ask::Wait,
-            (true, _) if !slot.claim_probe(now_us, dead_time) => Ask::Skip,
-            (true, Purpose::Request) => Ask::Probe,
             (true, Purpose::Background) => Ask::Wait,
+            (true, Purpose::Request) if slot.claim_probe(now_us, dead_time) => Ask::Probe,
+            (true, Purpose::Request) => Ask::Skip,
         }
     }
 }
@@ -104,15 +105,15 @@ mod tests {
     }
 
     #[test]
-    fn live_peers_are_waited_for_and_a_dead_one_gets_one_revival_query_per_dead_time() {
+    fn live_peers_are_waited_for_and_a_dead_one_gets_one_revival_query_per_second() {
         let c = cluster(2);
         let health = LocalHealth::new(2);
         health.peers[1].record_refused(NOW, DEAD_TIME);
         let plan = |purpose, now| Plan::new(&c, health.view(), purpose, now).asks;
-        assert_eq!(plan(Purpose::Request, NOW + S), [Ask::Wait, Ask::Skip], "not due yet");
-        assert_eq!(plan(Purpose::Request, NOW + 10 * S), [Ask::Wait, Ask::Probe], "due: asked, not waited for");
-        assert_eq!(plan(Purpose::Request, NOW + 11 * S), [Ask::Wait, Ask::Skip], "that dead time's query is sent");
-        assert_eq!(plan(Purpose::Background, NOW + 20 * S), [Ask::Wait, Ask::Wait], "a probe waits for it");
+        assert_eq!(plan(Purpose::Request, NOW + S / 2), [Ask::Wait, Ask::Skip], "not due yet");
+        assert_eq!(plan(Purpose::Request, NOW + S), [Ask::Wait, Ask::Probe], "due: asked, not waited for");
+        assert_eq!(plan(Purpose::Request, NOW + S + S / 2), [Ask::Wait, Ask::Skip], "that second's query is sent");
+        assert_eq!(plan(Purpose::Background, NOW + S + S / 2), [Ask::Wait, Ask::Wait], "a probe waits for it");
     }
 
     #[test]

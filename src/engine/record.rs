@@ -36,7 +36,8 @@ pub fn record(cluster: &Cluster, health: Health<'_>, plan: &Plan, outcome: &mut 
         transitions.push((i, health.peers[i].record_refused(now_us, cluster.dead_time)));
     }
     for &i in &outcome.silent {
-        transitions.push((i, health.peers[i].record_timeout(now_us, cluster.dead_time)));
+        let others_answered = outcome.replies.iter().any(|r| r.responder != Responder::Peer(i));
+        transitions.push((i, health.peers[i].record_timeout(now_us, cluster.dead_time, others_answered)));
     }
     for (i, slot) in health.peers.iter().enumerate() {
         if !outcome.not_asked.contains(&i) {
@@ -53,8 +54,10 @@ pub fn record(cluster: &Cluster, health: Health<'_>, plan: &Plan, outcome: &mut 
             _ => {} // a multicast responder's bad datagram: no record of its own
         }
     }
-    if plan.groups == Groups::Count {
-        health.cluster.learn_multicast_responders(outcome.multicast_responders());
+    match plan.groups {
+        Groups::Count => health.cluster.learn_multicast_responders(outcome.multicast_responders()),
+        Groups::Expect(n) => health.cluster.multicast_seen(n, outcome.multicast_responders()),
+        Groups::NotAsked => {}
     }
     outcome.transitions = transitions.into_iter().filter_map(|(i, t)| Some((i, t?))).collect();
 }
@@ -62,7 +65,7 @@ pub fn record(cluster: &Cluster, health: Health<'_>, plan: &Plan, outcome: &mut 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{LocalHealth, Lookup, Peer, Purpose, RejectReason, Reply, Timeout};
+    use crate::engine::{Death, LocalHealth, Lookup, Peer, Purpose, RejectReason, Reply, Timeout};
     use crate::icp::{Message, Opcode};
     use std::time::Duration;
 
@@ -123,7 +126,7 @@ mod tests {
         l.on_icmp_error(from(1), std::io::ErrorKind::ConnectionRefused);
         let mut outcome = l.finish(Duration::from_millis(50));
         record(&c, health.view(), &plan, &mut outcome, NOW);
-        assert_eq!(outcome.transitions, [(1, Transition::Died)], "refused: dead at once");
+        assert_eq!(outcome.transitions, [(1, Transition::Died(Death::Refused))], "refused: dead at once");
         let snaps: Vec<_> = health.peers.iter().map(|p| p.snapshot()).collect();
         assert!(!snaps[0].dead && snaps[1].dead && !snaps[2].dead, "silence alone does not kill");
         assert_eq!(snaps[0].srtt, Some(Duration::from_micros(250)));
@@ -141,7 +144,7 @@ mod tests {
         l.on_sent(2);
         let mut outcome = l.finish(Duration::from_millis(50));
         record(&c, health.view(), &later, &mut outcome, NOW + 10 * S);
-        assert_eq!(outcome.transitions, [(2, Transition::Died)]);
+        assert_eq!(outcome.transitions, [(2, Transition::Died(Death::Silent))]);
         let mut l = Lookup::new(&c, &later, URL, 9);
         l.on_sent(2);
         l.on_datagram(from(2), &reply(Opcode::Miss, 9), Duration::from_micros(100));

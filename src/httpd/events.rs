@@ -4,7 +4,8 @@
 use std::fmt;
 
 use super::safe::{Level, Request, Server};
-use crate::engine::{Cluster, Outcome, Responder, Transition};
+use crate::engine::health::{revival_period, HUNG_AFTER};
+use crate::engine::{Cluster, Death, Outcome, Responder, Transition};
 use crate::logfile::{level, Escaped, LogFile};
 
 /// Where httpd's error-log lines go: a map's lookup logs under its request
@@ -101,18 +102,35 @@ impl Events<'_> {
             self.problem(Level::WARNING, format_args!("dropped a datagram from {from}: {reason} ({})", reason.label()));
         }
         for &(i, transition) in &outcome.transitions {
-            let (addr, dead_time) = (cluster.peers[i].addr, cluster.dead_time.as_secs());
+            let addr = cluster.peers[i].addr;
+            let again = format!("asking it again every {}", Seconds(revival_period(cluster.dead_time)));
             let message = match transition {
                 Transition::Revived => format!("cache {addr} is alive again"),
-                Transition::Died if outcome.refused.iter().any(|(r, _)| *r == i) => format!(
-                    "cache {addr} is dead: its host refused the query (ICMP); asking it again once per {dead_time} s"
+                Transition::Died(Death::Refused) => {
+                    format!("cache {addr} is dead: its host refused the query (ICMP); {again}")
+                }
+                Transition::Died(Death::Hung) => format!(
+                    "cache {addr} is dead: it did not answer {HUNG_AFTER} lookups in a row that other caches \
+                     answered; {again}"
                 ),
-                Transition::Died => format!(
-                    "cache {addr} is dead: no valid reply for {dead_time} s; asking it again once per {dead_time} s"
-                ),
+                Transition::Died(Death::Silent) => {
+                    format!("cache {addr} is dead: no valid reply for {}; {again}", Seconds(cluster.dead_time))
+                }
             };
             self.log(level::RESULT, format_args!("{message}"));
             self.error_log(Level::NOTICE, format_args!("{message}"));
+        }
+    }
+}
+
+/// A duration as operators write it: `1 s`, `250 ms`.
+struct Seconds(std::time::Duration);
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.subsec_millis() {
+            0 => write!(f, "{} s", self.0.as_secs()),
+            _ => write!(f, "{} ms", self.0.as_millis()),
         }
     }
 }

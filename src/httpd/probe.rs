@@ -33,6 +33,10 @@ pub const PROBE_URL: &str = "http://icpquery.probe/";
 /// much before a region's interval has fully elapsed.
 const TICK_SLACK: Duration = Duration::from_millis(100);
 
+/// While a region has a dead cache it is probed this often, whatever its
+/// interval: a cache that answers again is used again within about this.
+const REVIVAL_PROBES: Duration = Duration::from_millis(500);
+
 /// One health region (configurations whose peers share their records) to
 /// probe.
 struct Region {
@@ -128,7 +132,11 @@ extern "C" fn tick(state: c_int, data: *mut c_void, _pool: *mut ffi::apr_pool_t)
             let probes = unsafe { &*data.cast::<Probes>() };
             for region in &probes.regions {
                 let now = Instant::now();
-                if region.last.get().is_none_or(|last| now + TICK_SLACK >= last + region.interval) {
+                let every = match region.health.peers.iter().any(|p| p.is_dead()) {
+                    true => region.interval.min(REVIVAL_PROBES),
+                    false => region.interval,
+                };
+                if region.last.get().is_none_or(|last| now + TICK_SLACK >= last + every) {
                     if let Some(user) = region.users.iter().find(|u| in_use(u)) {
                         region.last.set(Some(now));
                         probe(region, user);
