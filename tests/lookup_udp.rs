@@ -28,7 +28,7 @@ fn cluster(responders: &[&Responder], timeout: Duration) -> Cluster {
 
 /// One lookup with fresh (all alive) health records.
 fn run(cl: &Cluster, url: &[u8]) -> Result<Outcome, LookupError> {
-    engine::run(cl, LocalHealth::new(cl.peers.len()).view(), url)
+    engine::run(cl, LocalHealth::new(cl.peers.len()).view(), None, url)
 }
 
 /// URL ownership used by the concurrent test: the digit after "obj" says
@@ -133,7 +133,7 @@ fn a_closed_port_is_refused_by_icmp_at_once_and_the_others_still_answer() {
     cl.peers.insert(1, Peer::new("127.0.8.53", closed));
     for _ in 0..200 {
         let health = LocalHealth::new(3);
-        let o = engine::run(&cl, health.view(), b"http://localhost/wsgi/x").unwrap();
+        let o = engine::run(&cl, health.view(), None, b"http://localhost/wsgi/x").unwrap();
         assert_eq!(o.refused.len(), 1, "{o:?}");
         assert!(o.unreachable.is_empty(), "{o:?}");
         assert_eq!(o.answered_ips(&cl).len(), 2, "{o:?}");

@@ -28,10 +28,12 @@ pub enum Counter {
     Timeouts,
     /// Times the peer was declared dead.
     Deaths,
+    /// Lookups answered from memory with a HIT at the peer.
+    Remembered,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 9] = [
+    pub const ALL: [Counter; 10] = [
         Counter::Queries,
         Counter::Hit,
         Counter::Miss,
@@ -41,6 +43,7 @@ impl Counter {
         Counter::Icmp,
         Counter::Timeouts,
         Counter::Deaths,
+        Counter::Remembered,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +57,7 @@ impl Counter {
             Counter::Icmp => "Icmp",
             Counter::Timeouts => "Timeouts",
             Counter::Deaths => "Deaths",
+            Counter::Remembered => "Remembered",
         }
     }
 

@@ -115,6 +115,8 @@ pub struct Outcome {
     pub complete: bool,
     /// Peers (indices) whose health changed because of this lookup.
     pub transitions: Vec<(usize, crate::engine::Transition)>,
+    /// Answered from memory, with the answer's age: nothing was sent.
+    pub from_memory: Option<Duration>,
 }
 
 impl Outcome {

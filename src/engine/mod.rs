@@ -10,6 +10,7 @@ pub mod choice;
 mod cluster;
 pub mod health;
 mod lookup;
+pub mod memory;
 mod plan;
 mod record;
 #[allow(unsafe_code)] // plain libc calls, the engine's only unsafe

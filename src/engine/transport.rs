@@ -17,6 +17,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::cluster::Cluster;
 use super::health::{self, Health};
 use super::lookup::{Lookup, Outcome};
+use super::memory::Remember;
 use super::plan::{Plan, Purpose};
 use super::record::record;
 use super::sys;
@@ -47,8 +48,23 @@ pub enum LookupError {
 /// for (see [`Plan`]). The lookup ends when everything waited for has
 /// answered or failed, or at the deadline; then the shared health records
 /// are updated with what was learnt ([`record`]).
-pub fn run(cluster: &Cluster, health: Health<'_>, url: &[u8]) -> Result<Outcome, LookupError> {
-    lookup(cluster, health, url, Purpose::Request)
+///
+/// With `remember`, a young answer kept for `url` is the outcome and
+/// nothing is sent; what a lookup finds is kept (see [`Remember`]).
+pub fn run(
+    cluster: &Cluster,
+    health: Health<'_>,
+    remember: Option<Remember<'_>>,
+    url: &[u8],
+) -> Result<Outcome, LookupError> {
+    if let Some(remembered) = remember.and_then(|r| r.recall(health, url, health::now_us())) {
+        return Ok(remembered);
+    }
+    let outcome = lookup(cluster, health, url, Purpose::Request)?;
+    if let Some(r) = remember {
+        r.store(url, &outcome, health::now_us());
+    }
+    Ok(outcome)
 }
 
 /// A background probe, which no request waits for: like [`run`], but a dead

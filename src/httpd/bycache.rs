@@ -132,7 +132,9 @@ fn caches(
         None => None,
     };
     let carp = engine::carp_array(&cluster.peers, settings.carp_variant());
-    let settled = Settled { mapper: true, cluster, log, probe_interval: settings.probe_interval(), carp, health: None };
+    let probe_interval = settings.probe_interval();
+    let (health, remember, keep) = (None, None, settings.remember());
+    let settled = Settled { mapper: true, cluster, log, probe_interval, carp, health, keep, remember };
     Ok(BalancerCaches { name, settled, peer_of, key: settings.balancer_key() })
 }
 
@@ -207,7 +209,9 @@ fn key_for(r: Request<'_>, balancer: Balancer<'_>, members: Members, caches: &Ba
         canonicalised: !members.canon_after_pick,
     };
     let sent = key::sent(member_path, &target);
-    Some(key::key(&caches.key, r.header(c"Host"), &sent))
+    // Without a Host header mod_proxy sends the server's name.
+    let host = r.header(c"Host").unwrap_or_else(|| r.server().hostname());
+    Some(key::key(&caches.key, host, &sent))
 }
 
 /// Ranks the members for `r`: after a lookup when `lookup` (and the key
@@ -224,7 +228,7 @@ fn choose(
     let events = Events { at: ErrorLogAt::Request(r), log: settled.log.as_ref() };
     let health = settled.health()?;
     let outcome = match lookup && !settled.cluster.peers.is_empty() {
-        true => match engine::run(&settled.cluster, health, &key) {
+        true => match engine::run(&settled.cluster, health, settled.remember, &key) {
             Ok(outcome) => {
                 events.report(&settled.cluster, &key, &outcome);
                 Some(outcome)
@@ -249,11 +253,11 @@ fn choose(
     Some(Choice { balancer: balancer.name().to_vec(), key, ranks })
 }
 
-/// What the finder's walk carries: each member's rank, and byrequests'
-/// running total of the load factors it saw.
+/// What the finder's walk carries: each member's rank, and the members the
+/// walk offered (for byrequests' arithmetic, when it decides).
 struct Baton {
     ranks: Vec<(*mut ffi::proxy_worker, Rank)>,
-    total: i32,
+    offered: Vec<*mut ffi::proxy_worker>,
 }
 
 impl Baton {
@@ -292,19 +296,45 @@ extern "C" fn find(balancer: *mut ffi::proxy_balancer, r: *mut ffi::request_rec)
         }
         let choice = state.choice(balancer.name());
         let ranks = choice.map_or(&[][..], |c| &c.ranks);
-        let mut baton =
-            Baton { ranks: balancer.workers(members).map(|w| w.raw()).zip(ranks.iter().copied()).collect(), total: 0 };
+        let ranks = balancer.workers(members).map(|w| w.raw()).zip(ranks.iter().copied()).collect();
+        let mut baton = Baton { ranks, offered: Vec::new() };
         // SAFETY: the baton is the Baton is_best expects.
         let best = unsafe { members.best_worker(balancer, r, is_best, std::ptr::from_mut(&mut baton).cast()) };
         let Some(best) = best else { return null_mut() };
-        best.lbstatus().fetch_sub(baton.total, Relaxed);
         let route = baton.rank(best).route();
+        if route == choice::Route::Fallback {
+            byrequests_pick(&baton, best);
+        }
         r.set_env(ROUTE_ENV, route_value(route));
         if let (Some(caches), Some(choice)) = (caches, choice) {
             log_choice(&caches.settled, &caches.name, &choice.key, best, route);
+            remember_holder(caches, choice, balancer, members, best, route, r);
         }
         best.raw()
     })
+}
+
+/// With `ICPQueryRemember`, a GET or HEAD routed to its CARP owner is kept
+/// as held there: the owner stores the object as the request passes, so
+/// that is what the next lookup would find. (A shared-memory write: no
+/// I/O under the balancer's lock.)
+fn remember_holder(
+    caches: &BalancerCaches,
+    choice: &Choice,
+    balancer: Balancer<'_>,
+    members: Members,
+    best: Worker<'_>,
+    route: choice::Route,
+    r: Request<'_>,
+) {
+    let Some(remember) = caches.settled.remember else { return };
+    if route != choice::Route::Carp || !r.is_get() {
+        return;
+    }
+    let position = balancer.workers(members).position(|w| w == best);
+    if let Some(peer) = position.and_then(|m| caches.peer_of.get(m).copied().flatten()) {
+        remember.store_holder(&choice.key, peer, crate::engine::health::now_us());
+    }
 }
 
 fn route_value(route: choice::Route) -> &'static CStr {
@@ -323,26 +353,37 @@ fn log_choice(settled: &Settled, name: &str, key: &[u8], best: Worker<'_>, route
 }
 
 /// The walk's callback: whether `current` beats `best` (NULL: the first
-/// candidate). Every candidate also gets byrequests' arithmetic, so that
-/// among members ICP cannot speak for the choice is byrequests' own.
+/// candidate). Between two members ICP cannot speak for, byrequests'
+/// comparison: the higher running score once each has its load factor
+/// added.
 extern "C" fn is_best(current: *mut ffi::proxy_worker, best: *mut ffi::proxy_worker, baton: *mut c_void) -> c_int {
     guard(0, || {
         // SAFETY: the balancer's walk passes members of the balancer being
         // chosen for, and the Baton `find` gave it.
-        let (Some(current), best, baton) =
-            (unsafe { Worker::from_raw(current) }, unsafe { Worker::from_raw(best) }, unsafe {
-                &mut *baton.cast::<Baton>()
-            })
-        else {
-            return 0;
-        };
-        let factor = current.lbfactor();
-        let status = current.lbstatus().fetch_add(factor, Relaxed) + factor;
-        baton.total += factor;
+        let (current, best, baton) =
+            unsafe { (Worker::from_raw(current), Worker::from_raw(best), &mut *baton.cast::<Baton>()) };
+        let Some(current) = current else { return 0 };
+        baton.offered.push(current.raw());
         let Some(best) = best else { return 1 };
+        let score = |w: Worker<'_>| i64::from(w.lbstatus().load(Relaxed)) + i64::from(w.lbfactor());
         let wins = baton.rank(current).beats(baton.rank(best));
-        c_int::from(wins.unwrap_or_else(|| status > best.lbstatus().load(Relaxed)))
+        c_int::from(wins.unwrap_or_else(|| score(current) > score(best)))
     })
+}
+
+/// byrequests' arithmetic for a pick it made: every member offered gains
+/// its load factor, the one picked loses their sum. Only for its own picks,
+/// so that members ICP routes to are not owed or charged for them later.
+fn byrequests_pick(baton: &Baton, best: Worker<'_>) {
+    let mut total = 0i32;
+    for &raw in &baton.offered {
+        // SAFETY: members the walk offered, of the balancer being chosen for.
+        if let Some(w) = unsafe { Worker::from_raw(raw) } {
+            w.lbstatus().fetch_add(w.lbfactor(), Relaxed);
+            total = total.saturating_add(w.lbfactor());
+        }
+    }
+    best.lbstatus().fetch_sub(total, Relaxed);
 }
 
 /// Called once when the balancer switches to this method (and as

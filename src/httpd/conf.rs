@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::ffi;
 use super::logs::LogOpener;
 use super::safe::{self, guard, Pool, Proxy, Server};
+use crate::engine::memory::Remember;
 use crate::engine::{carp, Cluster, Health};
 use crate::logfile::LogFile;
 use crate::settings::{KeyPrefix, Settings};
@@ -59,6 +60,11 @@ pub struct Settled {
     /// The shared health records of this server's peers, and which health
     /// region (one per distinct list of peers) they are (see shared.rs).
     pub health: Option<(Health<'static>, usize)>,
+    /// `ICPQueryRemember`: how long answers are kept (zero: not at all)
+    /// and how many the region's table should hold.
+    pub keep: (Duration, usize),
+    /// The region's answer memory, when answers are kept (see shared.rs).
+    pub remember: Option<Remember<'static>>,
 }
 
 impl Settled {
@@ -88,6 +94,8 @@ impl ServerConfig {
             probe_interval: s.probe_interval(),
             carp: s.carp_array(),
             health: None,
+            keep: s.remember(),
+            remember: None,
         });
         Ok(())
     }

@@ -54,6 +54,25 @@ impl Events<'_> {
     /// datagrams) and every change of a cache's health.
     pub fn report(&self, cluster: &Cluster, url: &[u8], outcome: &Outcome) {
         let url = Escaped(url);
+        if let Some(age) = outcome.from_memory {
+            if self.enabled(level::DEBUG) {
+                let hits: Vec<String> = outcome
+                    .replies
+                    .iter()
+                    .filter(|r| r.opcode.is_hit())
+                    .filter_map(|r| match r.responder {
+                        Responder::Peer(i) => Some(cluster.peers[i].addr.to_string()),
+                        Responder::Multicast(_) => None,
+                    })
+                    .collect();
+                let (age, hits) = (age.as_millis(), hits.join(", "));
+                self.log(
+                    level::DEBUG,
+                    format_args!("\"{url}\" answered from memory (kept {age} ms ago): HIT at {hits}"),
+                );
+            }
+            return;
+        }
         if self.enabled(level::DEBUG) {
             let ended = if outcome.complete { ", every cache waited for answered" } else { "" };
             self.log(

@@ -120,7 +120,7 @@ fn query(events: &Events<'_>, settled: &Settled, state: &mut MapState, url: &[u8
         return None;
     };
     state.queried = true;
-    let value = match engine::run(&settled.cluster, health, url) {
+    let value = match engine::run(&settled.cluster, health, settled.remember, url) {
         Ok(outcome) => {
             events.report(&settled.cluster, url, &outcome);
             state.answered.extend(outcome.answered_ips(&settled.cluster));

@@ -37,6 +37,12 @@ const TICK_SLACK: Duration = Duration::from_millis(100);
 /// interval: a cache that answers again is used again within about this.
 const REVIVAL_PROBES: Duration = Duration::from_millis(500);
 
+/// A region that keeps answers (`ICPQueryRemember`) is probed at least this
+/// often, even with `ICPQueryProbeInterval 0`: lookups answered from memory
+/// send nothing, so without probes a cache that died would go unnoticed,
+/// and remembered answers would keep naming it.
+const MEMORY_PROBES: Duration = Duration::from_millis(500);
+
 /// One health region (configurations whose peers share their records) to
 /// probe.
 struct Region {
@@ -80,16 +86,22 @@ pub fn start(pconf: Pool<'static>, main: Server<'static>) {
 
 /// The regions to probe: those of configurations that may be in use (maps
 /// with `ICPQueryMapper On`, balancers, which can be switched to bycache at
-/// any time) with a nonzero interval and at least one peer.
+/// any time) with at least one peer, and a nonzero interval or an answer
+/// memory.
 fn regions(main: Server<'static>) -> Vec<Region> {
     let mut regions: Vec<(usize, Region)> = Vec::new();
     for configured in conf::every_settled(main) {
         let settled = configured.settled;
         let Some((health, index)) = settled.health else { continue };
-        if !settled.mapper || settled.probe_interval.is_zero() || settled.cluster.peers.is_empty() {
+        let interval = match settled.remember {
+            Some(_) if settled.probe_interval.is_zero() => MEMORY_PROBES,
+            Some(_) => settled.probe_interval.min(MEMORY_PROBES),
+            None if settled.probe_interval.is_zero() => continue,
+            None => settled.probe_interval,
+        };
+        if !settled.mapper || settled.cluster.peers.is_empty() {
             continue;
         }
-        let interval = settled.probe_interval;
         match regions.iter_mut().find(|(i, _)| *i == index) {
             Some((_, region)) => {
                 region.interval = region.interval.min(interval);

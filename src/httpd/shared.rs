@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 
 use super::conf::{self, Settled};
 use super::safe::{Pool, Server, Zeroable};
+use crate::engine::memory::{slots_for, AnswerSlot, Memory, MemoryHeader, Remember};
 use crate::engine::{ClusterSlot, Health, PeerSlot};
 
 // SAFETY: both are #[repr(C)] structs of atomics only: all-zero is a valid
@@ -19,10 +20,15 @@ use crate::engine::{ClusterSlot, Health, PeerSlot};
 unsafe impl Zeroable for ClusterSlot {}
 // SAFETY: as above.
 unsafe impl Zeroable for PeerSlot {}
+// SAFETY: as above.
+unsafe impl Zeroable for MemoryHeader {}
+// SAFETY: as above.
+unsafe impl Zeroable for AnswerSlot {}
 
-/// Gives every settled configuration (servers' own and the cache groups)
-/// its [`Health`] view and region index; configurations with the same
-/// peers (virtual hosts that only inherit them) share one region.
+/// Gives every settled configuration (servers' own, cache groups and
+/// balancers) its [`Health`] view and region index, and its answer memory
+/// when it keeps answers; configurations with the same peers (virtual
+/// hosts that only inherit them) share one region and one memory.
 pub fn attach_health(pconf: Pool<'static>, main: Server<'_>) -> Result<(), String> {
     let mut settled: Vec<&mut Settled> = Vec::new();
     for s in main.list() {
@@ -54,8 +60,32 @@ pub fn attach_health(pconf: Pool<'static>, main: Server<'_>) -> Result<(), Strin
         views.push(Health { cluster, peers: these });
         peers = rest;
     }
+    // An answer memory per region whose configurations keep answers, as
+    // large as the largest of them asks.
+    let mut entries = vec![0usize; region_peers.len()];
+    for (conf, &region) in settled.iter().zip(&region_of) {
+        if !conf.keep.0.is_zero() {
+            entries[region] = entries[region].max(conf.keep.1);
+        }
+    }
+    let memory = |e: String| format!("answer memory: {e}");
+    let mut memories = Vec::with_capacity(entries.len());
+    for &n in &entries {
+        memories.push(match n {
+            0 => None,
+            n => {
+                let header: &'static [MemoryHeader] = pconf.shared_zeroed(1).map_err(memory)?;
+                let slots: &'static [AnswerSlot] = pconf.shared_zeroed(slots_for(n)).map_err(memory)?;
+                let table = Memory { header: &header[0], slots };
+                table.init_random();
+                Some(table)
+            }
+        });
+    }
     for (conf, region) in settled.into_iter().zip(region_of) {
         conf.health = Some((views[region], region));
+        conf.remember =
+            memories[region].filter(|_| !conf.keep.0.is_zero()).map(|memory| Remember { memory, keep: conf.keep.0 });
     }
     Ok(())
 }

@@ -102,7 +102,10 @@ fn regions(main: Server<'_>) -> Vec<RegionView<'_>> {
         };
         match regions.iter_mut().find(|(i, _)| *i == index) {
             Some((_, region)) => region.servers.push(view),
-            None => regions.push((index, RegionView::new(view, &settled.cluster, health))),
+            None => {
+                let memory = settled.remember.map(|r| r.memory.header);
+                regions.push((index, RegionView::new(view, &settled.cluster, health, memory)));
+            }
         }
     }
     regions.into_iter().map(|(_, region)| region).collect()

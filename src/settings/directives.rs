@@ -21,6 +21,7 @@ pub enum Id {
     Carp,
     BalancerPort,
     BalancerKey,
+    Remember,
     Group,
 }
 
@@ -62,7 +63,7 @@ const fn directive(id: Id, name: &'static CStr, args: Args, help: &'static CStr)
     Directive { id, name, args, help }
 }
 
-pub static DIRECTIVES: [Directive; 14] = [
+pub static DIRECTIVES: [Directive; 15] = [
     directive(
         Id::Mapper,
         c"ICPQueryMapper",
@@ -125,6 +126,12 @@ pub static DIRECTIVES: [Directive; 14] = [
         c"ICPQueryBalancerKey",
         Args::One,
         c"http://HOST the caches key objects by (default http://localhost), or host for the request's Host header",
+    ),
+    directive(
+        Id::Remember,
+        c"ICPQueryRemember",
+        Args::Raw,
+        c"seconds [entries]: keep answers in shared memory for this long (default 0, off; entries 16384)",
     ),
     directive(
         Id::Group,

@@ -43,6 +43,8 @@ pub struct Settings {
     pub balancer_port: Option<u16>,
     /// `ICPQueryBalancerKey`: how bycache writes the URL it asks about.
     pub balancer_key: Option<KeyPrefix>,
+    /// `ICPQueryRemember`: how long answers are kept, and how many.
+    pub remember: Option<(Duration, Option<usize>)>,
 }
 
 /// What reading a value needs from its surroundings.
@@ -102,6 +104,7 @@ impl Settings {
             mcast_groups,
             balancer_port: add.balancer_port.or(base.balancer_port),
             balancer_key: add.balancer_key.clone().or_else(|| base.balancer_key.clone()),
+            remember: add.remember.or(base.remember),
         }
     }
 
@@ -123,6 +126,7 @@ impl Settings {
             Id::Carp => self.carp = Some(values::carp_variant(value)?),
             Id::BalancerPort => self.balancer_port = Some(values::balancer_port(value)?),
             Id::BalancerKey => self.balancer_key = Some(values::balancer_key(value)?),
+            Id::Remember => self.remember = Some(values::remember(value)?),
             Id::Group => unreachable!("<ICPQueryGroup> is read as a block"),
         }
         Ok(())
@@ -142,6 +146,12 @@ impl Settings {
 
     pub fn carp_variant(&self) -> carp::Variant {
         self.carp.unwrap_or_default()
+    }
+
+    /// How long answers are kept (zero: not at all) and how many.
+    pub fn remember(&self) -> (Duration, usize) {
+        let (keep, entries) = self.remember.unwrap_or((Duration::ZERO, None));
+        (keep, entries.unwrap_or(crate::engine::memory::DEFAULT_ENTRIES))
     }
 
     pub fn balancer_port(&self) -> u16 {

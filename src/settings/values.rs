@@ -255,6 +255,33 @@ fn address(
     })
 }
 
+/// `ICPQueryRemember <seconds> [<entries>]`: how long answers are kept and
+/// how many (`None`: the default); 0 seconds keeps none.
+pub fn remember(value: &str) -> Result<(Duration, Option<usize>), ValueError> {
+    const EXPECTED: &str = "seconds to keep answers, a whole number from 0 (off) to 3600, optionally followed by \
+                            how many to keep, from 16 to 16777216 (default 16384)";
+    let bad = |problem: &str| refuse("ICPQueryRemember", value, problem, EXPECTED);
+    let words: Vec<&str> = value.split_whitespace().collect();
+    let (seconds, entries) = match words.as_slice() {
+        [s] => (s, None),
+        [s, e] => (s, Some(e)),
+        [] => return Err(bad("not a number")),
+        _ => return Err(bad("wrong number of words")),
+    };
+    let seconds = match seconds.parse::<u64>() {
+        Ok(s @ 0..=3600) => Duration::from_secs(s),
+        Ok(_) => return Err(bad("out of range")),
+        Err(_) => return Err(bad("not a number")),
+    };
+    let entries = match entries.map(|e| e.parse::<usize>()) {
+        None => None,
+        Some(Ok(n @ 16..=16_777_216)) => Some(n),
+        Some(Ok(_)) => return Err(bad("entries out of range")),
+        Some(Err(_)) => return Err(bad("entries is not a number")),
+    };
+    Ok((seconds, entries))
+}
+
 /// `ICPQueryBalancerPort <port>`: where `lbmethod=bycache` asks each
 /// balancer member's host.
 pub fn balancer_port(value: &str) -> Result<u16, ValueError> {
@@ -529,6 +556,25 @@ mod tests {
         assert_eq!(bind_addr("[::1]"), Ok(IpAddr::V6(Ipv6Addr::LOCALHOST)));
         assert_eq!(bind_addr("localhost"), Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)));
         assert!(bind_addr("no-such-host.invalid").is_err());
+    }
+
+    #[test]
+    fn remember_takes_seconds_and_entries() {
+        assert_eq!(remember("5"), Ok((Duration::from_secs(5), None)));
+        assert_eq!(remember("0"), Ok((Duration::ZERO, None)));
+        assert_eq!(remember(" 10 100000 "), Ok((Duration::from_secs(10), Some(100_000))));
+        for (v, problem) in [
+            ("", "not a number"),
+            ("-1", "not a number"),
+            ("3601", "out of range"),
+            ("5 8", "entries out of range"),
+            ("5 many", "entries is not a number"),
+            ("5 10 20", "wrong number of words"),
+        ] {
+            let e = remember(v).unwrap_err();
+            assert_eq!(e.problem, problem, "{v}");
+            assert!(e.to_string().starts_with(&format!("ICPQueryRemember \"{v}\"")), "{e}");
+        }
     }
 
     #[test]

@@ -99,8 +99,8 @@ pub fn run(
         // Fresh health each time: a cache that failed once is still asked
         // and waited for in the next lookup.
         let health = LocalHealth::new(cluster.peers.len());
-        let outcome =
-            engine::run(cluster, health.view(), url).map_err(|e| Failure::Runtime(format!("{}: {e}", shown(url))))?;
+        let outcome = engine::run(cluster, health.view(), None, url)
+            .map_err(|e| Failure::Runtime(format!("{}: {e}", shown(url))))?;
         record(&outcome, &mut peers, &mut strangers, &mut dropped);
     }
     let io = |e: std::io::Error| Failure::Io(e);

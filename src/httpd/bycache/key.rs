@@ -72,15 +72,19 @@ pub fn canonenc(path: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// The whole key: `prefix` (or `http://` and the request's Host, in lower
-/// case; `localhost` without one) and the path and query sent.
-pub fn key(prefix: &KeyPrefix, host: Option<&[u8]>, sent: &[u8]) -> Vec<u8> {
+/// The whole key: `prefix`, or `http://` and `host` (the Host the member
+/// is sent: the client's, or the server's name without one) as Squid
+/// writes it in its store keys (lower case, no trailing dot, no `:80`),
+/// then the path and query sent.
+pub fn key(prefix: &KeyPrefix, host: &[u8], sent: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(32 + sent.len());
     match prefix {
         KeyPrefix::Fixed(p) => key.extend_from_slice(p.as_bytes()),
         KeyPrefix::RequestHost => {
             key.extend_from_slice(b"http://");
-            key.extend(host.unwrap_or(b"localhost").iter().map(u8::to_ascii_lowercase));
+            let host = host.strip_suffix(b":80").unwrap_or(host);
+            let host = host.strip_suffix(b".").unwrap_or(host);
+            key.extend(host.iter().map(u8::to_ascii_lowercase));
         }
     }
     key.extend_from_slice(sent);
@@ -133,8 +137,10 @@ mod tests {
         assert_eq!(member_path(b"http://10.0.0.1:3128"), b"");
         assert_eq!(member_path(b"http://[::1]:3128/a/b"), b"/a/b");
         let fixed = KeyPrefix::Fixed("http://localhost".into());
-        assert_eq!(key(&fixed, Some(b"Example.ORG"), b"/x?y"), b"http://localhost/x?y");
-        assert_eq!(key(&KeyPrefix::RequestHost, Some(b"Example.ORG:8080"), b"/x"), b"http://example.org:8080/x");
-        assert_eq!(key(&KeyPrefix::RequestHost, None, b"/x"), b"http://localhost/x");
+        assert_eq!(key(&fixed, b"Example.ORG", b"/x?y"), b"http://localhost/x?y");
+        let host = KeyPrefix::RequestHost;
+        assert_eq!(key(&host, b"Example.ORG:8080", b"/x"), b"http://example.org:8080/x");
+        assert_eq!(key(&host, b"www.example.org:80", b"/x"), b"http://www.example.org/x", "the default port");
+        assert_eq!(key(&host, b"www.example.org.", b"/x"), b"http://www.example.org/x", "a trailing dot");
     }
 }

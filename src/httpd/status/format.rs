@@ -22,6 +22,9 @@
 //! Region0Complete: 118
 //! Region0MulticastReplies: 0
 //! Region0UnknownSender: 0
+//! Region0AnswersFromMemory: 0           (ICPQueryRemember: lookups answered
+//! Region0AnswersStored: 0                from memory, answers stored,
+//! Region0AnswersEvicted: 0               live answers replaced)
 //! Peers: 3
 //! Peer0Region: 0
 //! Peer0Host: 127.0.0.2                 (as ICPQueryPeer wrote it)
@@ -31,7 +34,8 @@
 //! Peer0RttMicros: 412                  (smoothed; 0 until measured)
 //! Peer0LastReplyAgeSeconds: 3          (or "never")
 //! Peer0Queries: 120                    (then Hit, Miss, MissNoFetch, Denied,
-//!                                       Err, Icmp, Timeouts, Deaths)
+//!                                       Err, Icmp, Timeouts, Deaths,
+//!                                       Remembered: HITs at it from memory)
 //! Peer0Rejected_too_short: 0           (then one per RejectReason, in order)
 //! ```
 //!
@@ -39,10 +43,11 @@
 //! written as `\xHH`, so a value never spans lines.
 
 use std::fmt::Write;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::engine::health::{Counter, Snapshot};
+use crate::engine::memory::MemoryHeader;
 use crate::engine::{Cluster, ClusterSlot, Health, Peer, RejectReason, Timeout};
 use crate::logfile::Escaped;
 
@@ -62,15 +67,23 @@ pub struct ClusterCounts {
     pub complete: u64,
     pub multicast_replies: u64,
     pub unknown_sender: u64,
+    /// The answer memory's, all 0 without one.
+    pub from_memory: u64,
+    pub stored: u64,
+    pub evicted: u64,
 }
 
 impl ClusterCounts {
-    pub fn of(slot: &ClusterSlot) -> ClusterCounts {
+    pub fn of(slot: &ClusterSlot, memory: Option<&MemoryHeader>) -> ClusterCounts {
+        let memory = |counter: fn(&MemoryHeader) -> &AtomicU64| memory.map_or(0, |m| counter(m).load(Relaxed));
         ClusterCounts {
             lookups: slot.lookups.load(Relaxed),
             complete: slot.complete.load(Relaxed),
             multicast_replies: slot.multicast_replies.load(Relaxed),
             unknown_sender: slot.unknown_sender.load(Relaxed),
+            from_memory: memory(|m| &m.recalled),
+            stored: memory(|m| &m.stored),
+            evicted: memory(|m| &m.evicted),
         }
     }
 }
@@ -86,12 +99,17 @@ pub struct RegionView<'a> {
 }
 
 impl<'a> RegionView<'a> {
-    pub fn new(server: ServerView, cluster: &'a Cluster, health: Health<'_>) -> RegionView<'a> {
+    pub fn new(
+        server: ServerView,
+        cluster: &'a Cluster,
+        health: Health<'_>,
+        memory: Option<&MemoryHeader>,
+    ) -> RegionView<'a> {
         let n = cluster.peers.len().min(health.peers.len());
         RegionView {
             servers: vec![server],
             peers: &cluster.peers[..n],
-            counts: ClusterCounts::of(health.cluster),
+            counts: ClusterCounts::of(health.cluster, memory),
             snapshots: health.peers[..n].iter().map(|slot| slot.snapshot()).collect(),
         }
     }
@@ -171,9 +189,11 @@ pub fn html(host: &str, regions: &[RegionView<'_>], now_us: u64) -> String {
             row(&mut out, "td", cells.into_iter().chain([s.dead_time.as_secs().to_string()]));
         }
         out.push_str("</table>\n<table class=\"cluster\">\n");
-        row(&mut out, "th", ["Lookups", "Complete", "MulticastReplies", "UnknownSender"].map(String::from));
+        let heads = ["Lookups", "Complete", "MulticastReplies", "UnknownSender", "FromMemory", "Stored", "Evicted"];
+        row(&mut out, "th", heads.map(String::from));
         let c = region.counts;
-        row(&mut out, "td", [c.lookups, c.complete, c.multicast_replies, c.unknown_sender].map(|n| n.to_string()));
+        let cells = [c.lookups, c.complete, c.multicast_replies, c.unknown_sender, c.from_memory, c.stored, c.evicted];
+        row(&mut out, "td", cells.map(|n| n.to_string()));
         out.push_str("</table>\n<table class=\"peers\">\n");
         let head = ["Host", "Address", "Round", "State", "RttMicros", "LastReplyAgeSeconds"];
         row(&mut out, "th", head.into_iter().chain(Counter::ALL.map(Counter::name)).map(String::from));
@@ -223,6 +243,9 @@ pub fn auto(regions: &[RegionView<'_>], now_us: u64) -> String {
         let _ = writeln!(out, "Region{i}Complete: {}", c.complete);
         let _ = writeln!(out, "Region{i}MulticastReplies: {}", c.multicast_replies);
         let _ = writeln!(out, "Region{i}UnknownSender: {}", c.unknown_sender);
+        let _ = writeln!(out, "Region{i}AnswersFromMemory: {}", c.from_memory);
+        let _ = writeln!(out, "Region{i}AnswersStored: {}", c.stored);
+        let _ = writeln!(out, "Region{i}AnswersEvicted: {}", c.evicted);
     }
     let _ = writeln!(out, "Peers: {}", regions.iter().map(|r| r.peers.len()).sum::<usize>());
     let all_peers = regions.iter().enumerate().flat_map(|(i, r)| r.peers().map(move |p| (i, p)));

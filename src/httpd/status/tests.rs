@@ -60,7 +60,7 @@ fn html_escaping() {
 #[test]
 fn auto_parses_back_into_the_records() {
     let (c, h) = (cluster(&["cache-a", "192.0.2.2"]), health());
-    let regions = vec![RegionView::new(server("main server"), &c, h.view())];
+    let regions = vec![RegionView::new(server("main server"), &c, h.view(), None)];
     let text = format::auto(&regions, NOW);
     let map = parse(&text);
     assert_eq!(map["Servers"], "1");
@@ -85,19 +85,20 @@ fn auto_parses_back_into_the_records() {
     assert_eq!(map["Peer1LastReplyAgeSeconds"], "never");
     assert_eq!((map["Peer1Icmp"], map["Peer1Deaths"]), ("1", "1"));
     let per_peer = 7 + Counter::ALL.len() + RejectReason::ALL.len();
-    assert_eq!(map.len(), 1 + 5 + 1 + 5 + 1 + 2 * per_peer, "{text}");
+    assert_eq!(map.len(), 1 + 5 + 1 + 8 + 1 + 2 * per_peer, "{text}");
+    assert_eq!(map["Region0AnswersFromMemory"], "0", "no memory: zero");
 }
 
 #[test]
 fn servers_and_regions_are_numbered_across_the_page() {
     let (c1, h1, c2, h2) = (cluster(&["a"]), LocalHealth::new(1), cluster(&["a", "b"]), LocalHealth::new(2));
-    let mut first = RegionView::new(server("main server"), &c1, h1.view());
+    let mut first = RegionView::new(server("main server"), &c1, h1.view(), None);
     let auto = ServerView {
         timeout: Timeout::Auto { min: Duration::from_millis(1), max: Duration::from_secs(2) },
         ..server("b.test:8082")
     };
     first.servers.push(auto);
-    let regions = vec![first, RegionView::new(server("c.test:8081"), &c2, h2.view())];
+    let regions = vec![first, RegionView::new(server("c.test:8081"), &c2, h2.view(), None)];
     let text = format::auto(&regions, NOW);
     let map = parse(&text);
     assert_eq!((map["Servers"], map["Regions"], map["Peers"]), ("3", "2", "3"));
@@ -111,7 +112,7 @@ fn servers_and_regions_are_numbered_across_the_page() {
 fn auto_values_stay_on_their_line() {
     let c = cluster(&["evil\nPeer0State: alive"]);
     let h = LocalHealth::new(1);
-    let regions = vec![RegionView::new(server("x\r\ny"), &c, h.view())];
+    let regions = vec![RegionView::new(server("x\r\ny"), &c, h.view(), None)];
     let text = format::auto(&regions, NOW);
     let map = parse(&text);
     assert_eq!(map["Peer0Host"], "evil\\x0aPeer0State: alive");
@@ -121,7 +122,7 @@ fn auto_values_stay_on_their_line() {
 #[test]
 fn html_escapes_every_configured_name() {
     let (c, h) = (cluster(&["<script>x</script>"]), LocalHealth::new(1));
-    let regions = vec![RegionView::new(server("a&b.test:80"), &c, h.view())];
+    let regions = vec![RegionView::new(server("a&b.test:80"), &c, h.view(), None)];
     let page = format::html("portal<1>", &regions, NOW);
     assert!(!page.contains("<script>"), "{page}");
     assert!(page.contains("&lt;script&gt;x&lt;/script&gt;"), "{page}");
@@ -135,7 +136,7 @@ fn html_escapes_every_configured_name() {
 #[test]
 fn html_rows_carry_the_counters() {
     let (c, h) = (cluster(&["cache-a", "192.0.2.2"]), health());
-    let regions = vec![RegionView::new(server("main server"), &c, h.view())];
+    let regions = vec![RegionView::new(server("main server"), &c, h.view(), None)];
     let page = format::html("portal", &regions, NOW);
     let header: String = ["Host", "Address", "Round", "State", "RttMicros", "LastReplyAgeSeconds"]
         .into_iter()
@@ -152,7 +153,7 @@ fn html_rows_carry_the_counters() {
 #[test]
 fn mod_status_lines() {
     let (c, h) = (cluster(&["cache-a", "192.0.2.2"]), health());
-    let regions = vec![RegionView::new(server("main server"), &c, h.view())];
+    let regions = vec![RegionView::new(server("main server"), &c, h.view(), None)];
     assert_eq!(format::status_short(&regions), "ICPQueryPeers: 2\nICPQueryPeersDead: 1\nICPQueryLookups: 7\n");
     let section = format::status_html(&regions);
     assert!(section.starts_with("<hr />\n<h2>mod_icpquery</h2>"), "{section}");
