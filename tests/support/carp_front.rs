@@ -10,6 +10,9 @@
 //! * `CarpFront::start(dir, addr, parents)`: writes the squid.conf into
 //!   `dir`, starts Squid 5 in the foreground and returns once it accepts
 //!   requests on `addr` and calls every parent up. Stopped on Drop.
+//!   `start_with_conf(dir, addr, parents, body)` runs a front end
+//!   configuration of your own instead, e.g. `shipped_conf`:
+//!   `conf/squid-carp-frontend.conf` on loopback.
 //! * `CarpFront::forwarded_to(target)`: GET `target` (path?query) through
 //!   the front end and say which parent it went to — from the response's
 //!   `X-Cache … from NAME` when the parents are caches;
@@ -20,7 +23,8 @@
 //!   request), `logged_scores` (its `debug_options 39,3` lines: key and
 //!   score per member).
 //!
-//! How the front end is set up, and why (Squid 5.7):
+//! How `start` sets the front end up, and why (Squid 5.7; `harness_conf`
+//! adds the cache manager port, logs and the rest to any configuration):
 //! * `http_port <addr> accel defaultsite=localhost no-vhost`: the key Squid
 //!   hashes (`effectiveRequestUri()`) is `http://localhost` + path?query
 //!   whatever the Host header says, as mod_icpquery's ICP keys are.
@@ -53,11 +57,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use mod_icpquery::engine::carp::Member;
 
 use super::http::{self, Response};
+use super::httpd::substitute_hosts;
 use super::squid::{instance_conf, Squid, SQUID_BIN, SQUID_USER, START_TIMEOUT, STOP_TIMEOUT};
-use super::{give_to, poll_until, read_lossy, set_mode, tail, tcp_accepts, Origin, Proc};
+use super::{give_to, poll_until, read_conf_file, read_lossy, set_mode, tail, tcp_accepts, Origin, Proc};
 
-/// The front end's `visible_hostname`, in its own `X-Cache` and in cache
-/// manager URLs.
+/// The `visible_hostname` of a front end `start` configures.
 pub const FRONT_NAME: &str = "carpfront";
 
 /// The front end's own log of every forward (`logged_forwards`).
@@ -179,6 +183,8 @@ static INSTANCE: AtomicU32 = AtomicU32::new(0);
 /// A Squid CARP front end, stopped on Drop.
 pub struct CarpFront {
     addr: SocketAddr,
+    /// Its visible_hostname.
+    name: String,
     dir: PathBuf,
     conf: PathBuf,
     service: String,
@@ -195,27 +201,50 @@ impl CarpFront {
         CarpFront::start_with(dir, addr, parents, "")
     }
 
-    /// Like `start`, with `extra_conf` appended to the squid.conf.
+    /// Like `start`, with `extra_conf` appended to the front end's lines.
     pub fn start_with(dir: &Path, addr: SocketAddr, parents: &[Parent], extra_conf: &str) -> CarpFront {
+        let mut body = front_conf(addr, parents);
+        if !extra_conf.is_empty() {
+            body.push_str("# ---- extra lines (CarpFront::start_with) ----\n");
+            body.push_str(extra_conf);
+            body.push('\n');
+        }
+        CarpFront::start_with_conf(dir, addr, parents, &body)
+    }
+
+    /// Run the front end configuration `body` (e.g. `shipped_conf`), which
+    /// accelerates on `addr` and names `parents` in its `cache_peer` lines,
+    /// with the harness's lines around it (`harness_conf`); wait as `start`
+    /// does.
+    pub fn start_with_conf(dir: &Path, addr: SocketAddr, parents: &[Parent], body: &str) -> CarpFront {
         assert!(!parents.is_empty(), "a CARP front end needs at least one parent");
+        let name = body
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix("visible_hostname "))
+            .unwrap_or_else(|| panic!("the front end configuration has no visible_hostname:\n{body}"))
+            .trim()
+            .to_owned();
         std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
         set_mode(dir, 0o755);
         give_to(dir, SQUID_USER);
         let conf = dir.join("squid.conf");
-        let mut text = squid_conf(dir, addr, parents);
-        if !extra_conf.is_empty() {
-            text.push_str("# ---- extra lines (CarpFront::start_with) ----\n");
-            text.push_str(extra_conf);
-            text.push('\n');
-        }
-        std::fs::write(&conf, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
+        std::fs::write(&conf, harness_conf(dir, addr, body))
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
         // Own service name: Squid names its /dev/shm segments after it.
         let service = format!("carp{}i{}", std::process::id(), INSTANCE.fetch_add(1, Ordering::SeqCst));
         let mut cmd = Command::new(SQUID_BIN);
         cmd.arg("-N").arg("-n").arg(&service).arg("-f").arg(&conf);
         let proc = Proc::spawn(&format!("carp front {addr}"), &mut cmd, &dir.join("squid-run"));
-        let front =
-            CarpFront { addr, dir: dir.to_path_buf(), conf, service, parents: parents.to_vec(), proc: Some(proc) };
+        let front = CarpFront {
+            addr,
+            name,
+            dir: dir.to_path_buf(),
+            conf,
+            service,
+            parents: parents.to_vec(),
+            proc: Some(proc),
+        };
         front.wait_ready();
         front
     }
@@ -258,6 +287,12 @@ impl CarpFront {
         SocketAddr::new(self.addr.ip(), self.addr.port() + 1)
     }
 
+    /// Its `visible_hostname`: the name in its own `X-Cache` and in cache
+    /// manager URLs.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     pub fn parents(&self) -> &[Parent] {
         &self.parents
     }
@@ -277,7 +312,7 @@ impl CarpFront {
     /// A cache manager report, e.g. "carp" or "server_list"; `None` unless
     /// Squid answers it with 200.
     pub fn mgr(&self, action: &str) -> Option<String> {
-        let host = format!("{FRONT_NAME}:{}", self.mgr_addr().port());
+        let host = format!("{}:{}", self.name, self.mgr_addr().port());
         let url = format!("http://{host}/squid-internal-mgr/{action}");
         let r = http::request(self.mgr_addr(), "GET", &url, &[("Host", &host)]).ok()?;
         (r.status == 200).then(|| r.body_text())
@@ -315,7 +350,7 @@ impl CarpFront {
     pub fn forwarded_to(&self, target: &str) -> &Parent {
         let r = self.get(target);
         assert_eq!(r.status, 200, "GET {target} through the CARP front end: {r:?}");
-        let front = format!(" from {FRONT_NAME}");
+        let front = format!(" from {}", self.name);
         let theirs: Vec<&str> = r.headers_named("X-Cache").filter(|v| !v.ends_with(&front)).collect();
         assert_eq!(theirs.len(), 1, "GET {target}: exactly one parent's X-Cache expected: {r:?}");
         let name = theirs[0].rsplit(" from ").next().unwrap_or("").trim();
@@ -406,35 +441,63 @@ impl Drop for CarpFront {
     }
 }
 
-/// The whole squid.conf of a front end on `addr` over `parents`.
-pub fn squid_conf(dir: &Path, addr: SocketAddr, parents: &[Parent]) -> String {
-    let (ip, port) = (addr.ip(), addr.port());
-    let mgr_port = port + 1;
+/// The front end's own lines for `start`: accelerator on `addr`, CARP over
+/// `parents`, forward everything, store nothing (for `harness_conf`, whose
+/// `tester` acl it uses).
+pub fn front_conf(addr: SocketAddr, parents: &[Parent]) -> String {
     let peers: String = parents.iter().map(|p| p.cache_peer_line() + "\n").collect();
     format!(
         "# CARP front end written by tests/support/carp_front.rs\n\
-         # first port: the cache manager answers only on it\n\
-         http_port {ip}:{mgr_port}\n\
          http_port {ip}:{port} accel defaultsite=localhost no-vhost\n\
          visible_hostname {FRONT_NAME}\n\
          {peers}\
          never_direct allow all\n\
          # forward every request, so each one shows the parent chosen\n\
          cache deny all\n\
-         # a fresh connection per request: no idle-connection races to retry\n\
-         server_persistent_connections off\n\
-         acl tester src 127.0.0.0/8 ::1\n\
          acl accelerated dstdomain localhost\n\
-         http_access allow tester manager\n\
          http_access allow tester accelerated\n\
-         http_access deny all\n\
+         http_access deny all\n",
+        ip = addr.ip(),
+        port = addr.port(),
+    )
+}
+
+/// `conf/squid-carp-frontend.conf` on loopback, for `start_with_conf`: its
+/// caches 192.168.0.1-3 become the harness's 127.0.<net>.2-4
+/// (`httpd::substitute_hosts`, also in their names), and `http_port 80`
+/// becomes `addr`. Nothing else changes.
+pub fn shipped_conf(net: u8, addr: SocketAddr) -> String {
+    let text = substitute_hosts(&read_conf_file("squid-carp-frontend.conf"), net);
+    let port = "\nhttp_port 80 ";
+    assert!(text.contains(port), "conf/squid-carp-frontend.conf no longer has {port:?}");
+    text.replace(port, &format!("\nhttp_port {addr} "))
+}
+
+/// The squid.conf the harness runs: `body` (a front end's own lines, see
+/// `front_conf` and `shipped_conf`) with, before it, the cache manager's
+/// port (the first port: Squid answers cache manager requests only on it)
+/// and access to it for local clients, and after it the instance's files
+/// and what the harness reads (forwards log, 39,3 scores).
+pub fn harness_conf(dir: &Path, addr: SocketAddr, body: &str) -> String {
+    format!(
+        "# ---- added by tests/support/carp_front.rs: cache manager ----\n\
+         http_port {ip}:{mgr_port}\n\
+         acl tester src 127.0.0.0/8 ::1\n\
+         http_access allow tester manager\n\
+         # ---- the front end ----\n\
+         {body}\n\
+         # ---- added by tests/support/carp_front.rs: this instance ----\n\
          {instance}\
+         # a fresh connection per request: no idle-connection races to retry elsewhere\n\
+         server_persistent_connections off\n\
          # per request: hierarchy code, parent name, status, URL with its query\n\
          strip_query_terms off\n\
          logformat carpfront %Sh %<A %>Hs %ru\n\
          access_log stdio:{d}/{FORWARDS_LOG} carpfront\n\
          # 39,3: one line per member per request with the key, combined hash and score\n\
          debug_options ALL,1 39,3\n",
+        ip = addr.ip(),
+        mgr_port = addr.port() + 1,
         instance = instance_conf(dir),
         d = dir.display(),
     )
