@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod balancer;
+pub mod carp_front;
 pub mod hostile;
 pub mod http;
 pub mod httpd;
