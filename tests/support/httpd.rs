@@ -284,6 +284,12 @@ DirectoryIndex index.html
 
 /// Create the layout and write httpd.conf; returns its path.
 fn prepare(dir: &Path, opts: &HttpdOptions) -> PathBuf {
+    prepare_edited(dir, opts, |conf| conf)
+}
+
+/// Like `prepare`, with httpd.conf as `edit` makes it from the generated
+/// one (`main_conf`).
+fn prepare_edited(dir: &Path, opts: &HttpdOptions, edit: impl FnOnce(String) -> String) -> PathBuf {
     for sub in ["htdocs", "logs", "run"] {
         let p = dir.join(sub);
         std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("cannot create {}: {e}", p.display()));
@@ -293,7 +299,8 @@ fn prepare(dir: &Path, opts: &HttpdOptions) -> PathBuf {
     give_to(&dir.join("logs"), HTTPD_USER);
     std::fs::write(dir.join("htdocs/index.html"), "<html><body>portal</body></html>\n").expect("write index.html");
     let conf = dir.join("httpd.conf");
-    std::fs::write(&conf, main_conf(dir, opts)).unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
+    std::fs::write(&conf, edit(main_conf(dir, opts)))
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
     conf
 }
 
@@ -309,12 +316,20 @@ impl Httpd {
     /// Write the configuration into `dir` (the ServerRoot) and start httpd;
     /// returns once the portal accepts connections and the children run.
     pub fn start(dir: &Path, opts: HttpdOptions) -> Httpd {
+        Httpd::start_edited(dir, opts, |conf| conf)
+    }
+
+    /// Like `start`, with httpd.conf as `edit` makes it from the generated
+    /// one (`main_conf`): for tests of the main configuration itself, e.g.
+    /// the module loaded before mod_proxy, or no mod_proxy at all. Restarts
+    /// re-read the edited file.
+    pub fn start_edited(dir: &Path, opts: HttpdOptions, edit: impl FnOnce(String) -> String) -> Httpd {
         assert!(
             !opts.loads_module() || opts.module.exists(),
             "build the module first: cargo build --release ({} missing)",
             opts.module.display()
         );
-        let conf = prepare(dir, &opts);
+        let conf = prepare_edited(dir, &opts, edit);
         let mut h = Httpd { dir: dir.to_path_buf(), opts, conf, proc: None, starts: 0 };
         h.spawn_and_wait();
         h
@@ -323,8 +338,14 @@ impl Httpd {
     /// `apache2 -t` on the configuration `opts` would get, in a scratch
     /// directory: (syntax ok, stderr).
     pub fn configtest(opts: &HttpdOptions) -> (bool, String) {
+        Httpd::configtest_edited(opts, |conf| conf)
+    }
+
+    /// `configtest` on httpd.conf as `edit` makes it from the generated one
+    /// (see `start_edited`).
+    pub fn configtest_edited(opts: &HttpdOptions, edit: impl FnOnce(String) -> String) -> (bool, String) {
         let dir = TestDir::new("configtest");
-        let conf = prepare(dir.path(), opts);
+        let conf = prepare_edited(dir.path(), opts, edit);
         let out = Command::new(httpd_binary())
             .arg("-t")
             .arg("-f")

@@ -407,6 +407,14 @@ impl Cluster {
         self.httpd.insert(Httpd::start(self.dir.path(), opts))
     }
 
+    /// Like `start_portal`, with httpd.conf as `edit` makes it from the
+    /// generated one (see `Httpd::start_edited`).
+    pub fn start_portal_edited(&mut self, opts: HttpdOptions, edit: impl FnOnce(String) -> String) -> &Httpd {
+        assert!(self.httpd.is_none(), "this cluster's portal httpd is already started");
+        assert_eq!(opts.net, self.net, "the portal's network number must be the cluster's");
+        self.httpd.insert(Httpd::start_edited(self.dir.path(), opts, edit))
+    }
+
     /// Origins and Squids only, no portal (needs no module).
     pub fn start_caches(net: u8) -> Cluster {
         Cluster::start_caches_with(net, &CacheOptions::default())
