@@ -153,7 +153,7 @@ impl Limit {
 /// One `engine::run`: Some(time) when every peer answered.
 fn engine_once(cluster: &Cluster, health: &LocalHealth) -> Option<Duration> {
     let start = Instant::now();
-    let outcome = engine::run(cluster, health.view(), None, URL).ok()?;
+    let outcome = engine::run(cluster, engine::Shared::health(health.view()), URL).ok()?;
     let elapsed = start.elapsed();
     (outcome.replies.len() == cluster.peers.len()).then_some(elapsed)
 }

@@ -36,8 +36,8 @@ fn a_group_is_asked_from_the_bound_interface_and_its_size_is_learnt(net: Net, la
         assert!(cluster.bind.unwrap().interface.is_some(), "the bound address's interface is found");
         let health = LocalHealth::new(0);
         // The first lookup learns the group's size by waiting its timeout.
-        let first = engine::run(&cluster, health.view(), None, b"http://localhost/clip").unwrap();
-        let second = engine::run(&cluster, health.view(), None, b"http://localhost/clip").unwrap();
+        let first = engine::run(&cluster, engine::Shared::health(health.view()), b"http://localhost/clip").unwrap();
+        let second = engine::run(&cluster, engine::Shared::health(health.view()), b"http://localhost/clip").unwrap();
         (cluster, first, second)
     });
     stop.store(true, Ordering::Relaxed);
@@ -83,7 +83,7 @@ fn without_a_bind_address_the_query_leaves_by_the_default_route() {
                 timeout: Timeout::Fixed(Duration::from_millis(300)),
                 ..Cluster::default()
             };
-            engine::run(&cluster, LocalHealth::new(0).view(), None, b"http://localhost/clip").unwrap()
+            engine::run(&cluster, engine::Shared::health(LocalHealth::new(0).view()), b"http://localhost/clip").unwrap()
         });
         stop.store(true, Ordering::Relaxed);
         let seen: usize = members.into_iter().map(|m| m.join().expect("a member failed").len()).sum();

@@ -117,6 +117,8 @@ pub struct Outcome {
     pub transitions: Vec<(usize, crate::engine::Transition)>,
     /// Answered from memory, with the answer's age: nothing was sent.
     pub from_memory: Option<Duration>,
+    /// Replies to earlier lookups on the same sockets, dropped.
+    pub late: u32,
 }
 
 impl Outcome {
@@ -171,6 +173,9 @@ pub struct Lookup<'a> {
     cluster: &'a Cluster,
     plan: &'a Plan,
     url: &'a [u8],
+    /// Request numbers of earlier lookups on the same sockets: their late
+    /// replies are dropped quietly, neither answers nor forgeries.
+    retired: &'a [u32],
     outcome: Outcome,
     peers: Vec<PeerState>,
     groups_asked: bool,
@@ -182,10 +187,16 @@ impl<'a> Lookup<'a> {
             cluster,
             plan,
             url,
+            retired: &[],
             outcome: Outcome { request_number, ..Outcome::default() },
             peers: vec![PeerState::NotAsked; cluster.peers.len()],
             groups_asked: false,
         }
+    }
+
+    /// Earlier lookups on the same sockets used these request numbers.
+    pub fn retired(self, retired: &'a [u32]) -> Self {
+        Lookup { retired, ..self }
     }
 
     /// The peers of polling round `round` that the plan asks, in
@@ -253,8 +264,12 @@ impl<'a> Lookup<'a> {
         self.outcome.unreachable.push((index, kind));
     }
 
-    /// An ICMP error says nothing listens where the query to `dest` went.
-    pub fn on_icmp_error(&mut self, dest: SocketAddr, kind: std::io::ErrorKind) {
+    /// An ICMP error says nothing listens where the query to `dest` (with
+    /// `request_number`, when the kernel handed it back) went.
+    pub fn on_icmp_error(&mut self, dest: SocketAddr, kind: std::io::ErrorKind, request_number: Option<u32>) {
+        if request_number.is_some_and(|n| n != self.outcome.request_number) {
+            return; // an earlier lookup's query on the same socket
+        }
         let Some(i) = self.peer_at(dest) else { return };
         if matches!(self.peers[i], PeerState::Waiting | PeerState::Probing) {
             self.peers[i] = PeerState::Failed;
@@ -299,6 +314,10 @@ impl<'a> Lookup<'a> {
             return Err(Reject::NotAReply(message.opcode));
         }
         if message.request_number != self.outcome.request_number {
+            if self.retired.contains(&message.request_number) {
+                self.outcome.late += 1;
+                return Ok(()); // an earlier lookup's reply, arrived after it ended
+            }
             return Err(Reject::WrongRequestNumber(message.request_number));
         }
         if message.url() != self.url {

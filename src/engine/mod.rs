@@ -13,6 +13,7 @@ mod lookup;
 pub mod memory;
 mod plan;
 mod record;
+pub mod sockets;
 #[allow(unsafe_code)] // plain libc calls, the engine's only unsafe
 mod sys;
 pub mod transport;
@@ -23,4 +24,5 @@ pub use health::{ClusterSlot, Death, Health, LocalHealth, PeerSlot, Transition};
 pub use lookup::{Lookup, Outcome, Reject, Rejected, Reply, Responder};
 pub use plan::{Ask, Groups, Plan, Purpose};
 pub use record::record;
-pub use transport::{probe, run, LookupError};
+pub use sockets::SocketPool;
+pub use transport::{probe, run, LookupError, Shared};

@@ -123,7 +123,7 @@ mod tests {
         l.on_datagram(from(0), &reply(Opcode::Hit, 7), Duration::from_micros(250));
         l.on_datagram(from(0), &reply(Opcode::Hit, 7), Duration::from_micros(260)); // a duplicate
         l.on_datagram("198.51.100.9:3130".parse().unwrap(), &reply(Opcode::Hit, 7), Duration::from_micros(1));
-        l.on_icmp_error(from(1), std::io::ErrorKind::ConnectionRefused);
+        l.on_icmp_error(from(1), std::io::ErrorKind::ConnectionRefused, None);
         let mut outcome = l.finish(Duration::from_millis(50));
         record(&c, health.view(), &plan, &mut outcome, NOW);
         assert_eq!(outcome.transitions, [(1, Transition::Died(Death::Refused))], "refused: dead at once");

@@ -84,20 +84,36 @@ pub fn enable_icmp_errors(socket: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
     }
 }
 
-/// Takes one ICMP error off the socket's error queue: the destination of
-/// the datagram it answers, and the error. `None` when the queue is empty.
-pub fn take_icmp_error(socket: &impl AsRawFd) -> io::Result<Option<(std::net::SocketAddr, io::Error)>> {
+/// An ICMP error taken off a socket's error queue.
+pub struct IcmpError {
+    /// Where the datagram it answers went.
+    pub dest: std::net::SocketAddr,
+    pub error: io::Error,
+    /// The request number of that datagram (its ICP header, which the
+    /// kernel hands back), so that an error for an earlier lookup's query
+    /// on a reused socket is told apart.
+    pub request_number: Option<u32>,
+}
+
+/// Takes one ICMP error off the socket's error queue; `None` when the queue
+/// is empty.
+pub fn take_icmp_error(socket: &impl AsRawFd) -> io::Result<Option<IcmpError>> {
     loop {
         // SAFETY: all-zero is a valid sockaddr_storage and msghdr.
         let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         let mut control = [0u64; 64];
+        let mut payload = [0u8; 8];
+        let mut iov = libc::iovec { iov_base: payload.as_mut_ptr().cast(), iov_len: payload.len() };
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
         msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         msg.msg_control = control.as_mut_ptr().cast();
         msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
         // SAFETY: `msg` points at buffers that live across the call, with
-        // their sizes; no data iovec is needed for the error queue.
+        // their sizes; the payload buffer takes the offending datagram's
+        // first bytes (the rest is cut off).
         let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
         if n < 0 {
             let err = io::Error::last_os_error();
@@ -122,7 +138,8 @@ pub fn take_icmp_error(socket: &impl AsRawFd) -> io::Result<Option<(std::net::So
             }
         }
         if let (Some(e), Some(dest)) = (errno, sockaddr_to_std(&name)) {
-            return Ok(Some((dest, io::Error::from_raw_os_error(e))));
+            let request_number = (n >= 8).then(|| u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]));
+            return Ok(Some(IcmpError { dest, error: io::Error::from_raw_os_error(e), request_number }));
         }
         // Not an ICMP error (a local one): consumed, nothing to report; next.
     }

@@ -2,17 +2,15 @@
 //! datagrams and reads the time; what to send, whom to wait for and what
 //! the answers mean are decided by [`Plan`], [`Lookup`] and [`record`].
 //!
-//! Every lookup opens its own socket (one per address family in use), so
-//! concurrent lookups in threads or processes can never read each other's
-//! replies; the kernel picks a fresh ephemeral port for each. ICMP errors
-//! are read from the socket's error queue, so a cache whose port is closed
-//! fails at once instead of costing the timeout.
+//! Every lookup has its sockets to itself while it runs (see
+//! [`sockets`](super::sockets)), so concurrent lookups in threads or
+//! processes can never read each other's replies. ICMP errors are read
+//! from the socket's error queue, so a cache whose port is closed fails at
+//! once instead of costing the timeout.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::time::Instant;
-
-use socket2::{Domain, Protocol, Socket, Type};
 
 use super::cluster::Cluster;
 use super::health::{self, Health};
@@ -20,8 +18,9 @@ use super::lookup::{Lookup, Outcome};
 use super::memory::Remember;
 use super::plan::{Plan, Purpose};
 use super::record::record;
+use super::sockets::{SocketPool, Sockets};
 use super::sys;
-use crate::icp::{EncodeError, MAX_MESSAGE_LEN};
+use crate::icp::EncodeError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {
@@ -42,6 +41,23 @@ pub enum LookupError {
     HealthMismatch { peers: usize, slots: usize },
 }
 
+/// What the lookups of one cluster share: its health records, its answer
+/// memory when it keeps answers, and the sockets its lookups in this
+/// process reuse (without a pool, each lookup opens its own).
+#[derive(Clone, Copy)]
+pub struct Shared<'a> {
+    pub health: Health<'a>,
+    pub remember: Option<Remember<'a>>,
+    pub sockets: Option<&'a SocketPool>,
+}
+
+impl<'a> Shared<'a> {
+    /// Health records only: no memory, a socket set per lookup.
+    pub fn health(health: Health<'a>) -> Shared<'a> {
+        Shared { health, remember: None, sockets: None }
+    }
+}
+
 /// Asks the peers and groups of `cluster` whether they hold `url`, for a
 /// request: live peers of round 1 and every group first, round-2 peers only
 /// if no HIT came back, within the same deadline; dead peers are not waited
@@ -49,31 +65,27 @@ pub enum LookupError {
 /// answered or failed, or at the deadline; then the shared health records
 /// are updated with what was learnt ([`record`]).
 ///
-/// With `remember`, a young answer kept for `url` is the outcome and
-/// nothing is sent; what a lookup finds is kept (see [`Remember`]).
-pub fn run(
-    cluster: &Cluster,
-    health: Health<'_>,
-    remember: Option<Remember<'_>>,
-    url: &[u8],
-) -> Result<Outcome, LookupError> {
-    if let Some(remembered) = remember.and_then(|r| r.recall(health, url, health::now_us())) {
+/// With a memory, a young answer kept for `url` is the outcome and nothing
+/// is sent; what a lookup finds is kept (see [`Remember`]).
+pub fn run(cluster: &Cluster, shared: Shared<'_>, url: &[u8]) -> Result<Outcome, LookupError> {
+    if let Some(remembered) = shared.remember.and_then(|r| r.recall(shared.health, url, health::now_us())) {
         return Ok(remembered);
     }
-    let outcome = lookup(cluster, health, url, Purpose::Request)?;
-    if let Some(r) = remember {
+    let outcome = lookup(cluster, shared, url, Purpose::Request)?;
+    if let Some(r) = shared.remember {
         r.store(url, &outcome, health::now_us());
     }
     Ok(outcome)
 }
 
 /// A background probe, which no request waits for: like [`run`], but a dead
-/// peer due its revival query is waited for too.
-pub fn probe(cluster: &Cluster, health: Health<'_>, url: &[u8]) -> Result<Outcome, LookupError> {
-    lookup(cluster, health, url, Purpose::Background)
+/// peer is waited for too, and nothing is recalled or kept.
+pub fn probe(cluster: &Cluster, shared: Shared<'_>, url: &[u8]) -> Result<Outcome, LookupError> {
+    lookup(cluster, shared, url, Purpose::Background)
 }
 
-fn lookup(cluster: &Cluster, health: Health<'_>, url: &[u8], purpose: Purpose) -> Result<Outcome, LookupError> {
+fn lookup(cluster: &Cluster, shared: Shared<'_>, url: &[u8], purpose: Purpose) -> Result<Outcome, LookupError> {
+    let health = shared.health;
     if url.is_empty() || url.iter().any(|&b| b <= b' ' || b == 0x7f) {
         return Err(LookupError::NotAUrl);
     }
@@ -81,14 +93,19 @@ fn lookup(cluster: &Cluster, health: Health<'_>, url: &[u8], purpose: Purpose) -
         return Err(LookupError::HealthMismatch { peers: cluster.peers.len(), slots: health.peers.len() });
     }
     let plan = Plan::new(cluster, health, purpose, health::now_us());
-    let mut lookup = Lookup::new(cluster, &plan, url, sys::random_u32());
     let mut query = Vec::with_capacity(64 + url.len());
+    let request_number = sys::random_u32();
+    let mut sockets = match shared.sockets {
+        Some(pool) => pool.take(cluster),
+        None => Sockets::open(cluster),
+    }
+    .map_err(LookupError::Socket)?;
+    let mut lookup = Lookup::new(cluster, &plan, url, request_number).retired(&sockets.retired);
     lookup.query(&mut query)?;
+    let mut buf = std::mem::take(&mut sockets.buf);
 
-    let sockets = Sockets::open(cluster).map_err(LookupError::Socket)?;
     let start = Instant::now();
     let deadline = start + plan.timeout;
-    let mut buf = vec![0u8; MAX_MESSAGE_LEN + 1];
     send_round(cluster, &sockets, &query, 1, &mut lookup);
     if lookup.asks_groups() {
         lookup.on_sent_to_groups();
@@ -98,13 +115,18 @@ fn lookup(cluster: &Cluster, health: Health<'_>, url: &[u8], purpose: Purpose) -
             let _ = sockets.for_addr(*group).send_to(&query, *group);
         }
     }
-    receive_until(&sockets, &mut lookup, start, deadline, &mut buf)?;
-    if lookup.second_round_due() && Instant::now() < deadline {
+    let mut received = receive_until(&sockets, &mut lookup, start, deadline, &mut buf);
+    if received.is_ok() && lookup.second_round_due() && Instant::now() < deadline {
         lookup.on_second_round();
         send_round(cluster, &sockets, &query, 2, &mut lookup);
-        receive_until(&sockets, &mut lookup, start, deadline, &mut buf)?;
+        received = receive_until(&sockets, &mut lookup, start, deadline, &mut buf);
     }
     let mut outcome = lookup.finish(start.elapsed());
+    sockets.buf = buf;
+    if let Some(pool) = shared.sockets {
+        pool.give(sockets, request_number);
+    }
+    received?;
     record(cluster, health, &plan, &mut outcome, health::now_us());
     Ok(outcome)
 }
@@ -128,8 +150,8 @@ fn send_round(cluster: &Cluster, sockets: &Sockets, query: &[u8], round: u8, loo
 }
 
 fn take_icmp_errors(socket: &UdpSocket, lookup: &mut Lookup<'_>) {
-    while let Ok(Some((dest, err))) = sys::take_icmp_error(socket) {
-        lookup.on_icmp_error(dest, err.kind());
+    while let Ok(Some(icmp)) = sys::take_icmp_error(socket) {
+        lookup.on_icmp_error(icmp.dest, icmp.error.kind(), icmp.request_number);
     }
 }
 
@@ -173,60 +195,4 @@ fn receive_until(
 
 fn is_icmp_errno(errno: i32) -> bool {
     matches!(errno, libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EHOSTDOWN | libc::EPROTO)
-}
-
-/// The sockets one lookup sends from: at most one per address family.
-struct Sockets {
-    v4: Option<usize>,
-    v6: Option<usize>,
-    all: Vec<UdpSocket>,
-}
-
-impl Sockets {
-    fn open(cluster: &Cluster) -> io::Result<Sockets> {
-        let dests = || cluster.peers.iter().map(|p| p.addr).chain(cluster.groups.iter().copied());
-        let mut sockets = Sockets { v4: None, v6: None, all: Vec::with_capacity(1) };
-        if dests().any(|a| a.is_ipv4()) {
-            sockets.v4 = Some(sockets.all.len());
-            sockets.all.push(open_socket(cluster, Domain::IPV4)?);
-        }
-        if dests().any(|a| a.is_ipv6()) {
-            sockets.v6 = Some(sockets.all.len());
-            sockets.all.push(open_socket(cluster, Domain::IPV6)?);
-        }
-        Ok(sockets)
-    }
-
-    fn for_addr(&self, addr: SocketAddr) -> &UdpSocket {
-        let index = if addr.is_ipv4() { self.v4 } else { self.v6 };
-        &self.all[index.expect("a socket is opened for every family in use")]
-    }
-}
-
-fn open_socket(cluster: &Cluster, domain: Domain) -> io::Result<UdpSocket> {
-    let ipv6 = domain == Domain::IPV6;
-    let socket = Socket::new(domain, Type::DGRAM.cloexec(), Some(Protocol::UDP))?;
-    socket.set_nonblocking(true)?;
-    let bind = cluster.bind.filter(|b| b.ip.is_ipv6() == ipv6);
-    let bind_ip = bind.map(|b| b.ip);
-    let unspecified = if ipv6 { IpAddr::V6(Ipv6Addr::UNSPECIFIED) } else { IpAddr::V4(Ipv4Addr::UNSPECIFIED) };
-    if ipv6 {
-        socket.set_only_v6(true)?;
-    }
-    socket.bind(&SocketAddr::new(bind_ip.unwrap_or(unspecified), 0).into())?;
-    sys::enable_icmp_errors(&socket, ipv6)?;
-    if !cluster.groups.is_empty() {
-        if ipv6 {
-            socket.set_multicast_hops_v6(cluster.mcast_hops)?;
-            if let Some(index) = bind.and_then(|b| b.interface) {
-                socket.set_multicast_if_v6(index)?;
-            }
-        } else {
-            socket.set_multicast_ttl_v4(cluster.mcast_hops)?;
-            if let Some(IpAddr::V4(v4)) = bind_ip {
-                socket.set_multicast_if_v4(&v4)?;
-            }
-        }
-    }
-    Ok(socket.into())
 }

@@ -29,7 +29,7 @@ use super::safe::{
 };
 use super::state::{Choice, RequestState};
 use crate::engine::choice::{self, Rank};
-use crate::engine::{self, carp, Cluster, Peer};
+use crate::engine::{self, carp, Cluster, Peer, SocketPool};
 use crate::logfile::{level, Escaped};
 use crate::settings::resolve::{self, SystemResolver};
 use crate::settings::Settings;
@@ -134,7 +134,8 @@ fn caches(
     let carp = engine::carp_array(&cluster.peers, settings.carp_variant());
     let probe_interval = settings.probe_interval();
     let (health, remember, keep) = (None, None, settings.remember());
-    let settled = Settled { mapper: true, cluster, log, probe_interval, carp, health, keep, remember };
+    let sockets = SocketPool::default();
+    let settled = Settled { mapper: true, cluster, log, probe_interval, carp, health, keep, remember, sockets };
     Ok(BalancerCaches { name, settled, peer_of, key: settings.balancer_key() })
 }
 
@@ -226,9 +227,10 @@ fn choose(
     let key = key_for(r, balancer, members, caches)?;
     let settled = &caches.settled;
     let events = Events { at: ErrorLogAt::Request(r), log: settled.log.as_ref() };
-    let health = settled.health()?;
+    let shared = settled.shared()?;
+    let health = shared.health;
     let outcome = match lookup && !settled.cluster.peers.is_empty() {
-        true => match engine::run(&settled.cluster, health, settled.remember, &key) {
+        true => match engine::run(&settled.cluster, shared, &key) {
             Ok(outcome) => {
                 events.report(&settled.cluster, &key, &outcome);
                 Some(outcome)

@@ -9,7 +9,7 @@ use super::ffi;
 use super::logs::LogOpener;
 use super::safe::{self, guard, Pool, Proxy, Server};
 use crate::engine::memory::Remember;
-use crate::engine::{carp, Cluster, Health};
+use crate::engine::{carp, Cluster, Health, Shared, SocketPool};
 use crate::logfile::LogFile;
 use crate::settings::{KeyPrefix, Settings};
 
@@ -65,11 +65,19 @@ pub struct Settled {
     pub keep: (Duration, usize),
     /// The region's answer memory, when answers are kept (see shared.rs).
     pub remember: Option<Remember<'static>>,
+    /// Sockets this process's lookups reuse (each child has its own: the
+    /// pool is empty when httpd forks).
+    pub sockets: SocketPool,
 }
 
 impl Settled {
     pub fn health(&self) -> Option<Health<'static>> {
         self.health.map(|(health, _)| health)
+    }
+
+    /// What a lookup needs besides the cluster, once health is attached.
+    pub fn shared(&self) -> Option<Shared<'_>> {
+        Some(Shared { health: self.health()?, remember: self.remember, sockets: Some(&self.sockets) })
     }
 }
 
@@ -96,6 +104,7 @@ impl ServerConfig {
             health: None,
             keep: s.remember(),
             remember: None,
+            sockets: SocketPool::default(),
         });
         Ok(())
     }

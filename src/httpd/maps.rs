@@ -115,12 +115,12 @@ pub fn register(pool: Pool<'_>, group: Option<(&str, usize)>) -> Result<(), &'st
 
 /// `icpquerymap`: a lookup; every cache that answered HIT as `ip;ip;`.
 fn query(events: &Events<'_>, settled: &Settled, state: &mut MapState, url: &[u8]) -> Option<Vec<u8>> {
-    let (true, Some(health)) = (settled.mapper, settled.health()) else {
+    let (true, Some(shared)) = (settled.mapper, settled.shared()) else {
         events.log(level::DEBUG, format_args!("icpquerymap \"{}\": ICPQueryMapper is Off -> NULL", Escaped(url)));
         return None;
     };
     state.queried = true;
-    let value = match engine::run(&settled.cluster, health, settled.remember, url) {
+    let value = match engine::run(&settled.cluster, shared, url) {
         Ok(outcome) => {
             events.report(&settled.cluster, url, &outcome);
             state.answered.extend(outcome.answered_ips(&settled.cluster));

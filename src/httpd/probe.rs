@@ -23,7 +23,7 @@ use super::conf::{self, Configured, Kind};
 use super::events::{ErrorLogAt, Events};
 use super::ffi;
 use super::safe::{guard, Level, Pool, Server, Watchdog};
-use crate::engine::{self, Cluster, Health};
+use crate::engine::{self, Cluster, Health, Shared};
 use crate::logfile::level;
 
 /// The URL every probe asks for.
@@ -173,7 +173,7 @@ fn probe(region: &Region, user: &Configured<'_>) {
             region.interval.as_secs()
         ),
     );
-    match engine::probe(&region.cluster, region.health, url) {
+    match engine::probe(&region.cluster, Shared::health(region.health), url) {
         Ok(outcome) => events.report(&region.cluster, url, &outcome),
         Err(e) => events.problem(Level::ERR, format_args!("probe for \"{PROBE_URL}\": {e}")),
     }

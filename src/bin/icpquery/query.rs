@@ -99,7 +99,7 @@ pub fn run(
         // Fresh health each time: a cache that failed once is still asked
         // and waited for in the next lookup.
         let health = LocalHealth::new(cluster.peers.len());
-        let outcome = engine::run(cluster, health.view(), None, url)
+        let outcome = engine::run(cluster, engine::Shared::health(health.view()), url)
             .map_err(|e| Failure::Runtime(format!("{}: {e}", shown(url))))?;
         record(&outcome, &mut peers, &mut strangers, &mut dropped);
     }

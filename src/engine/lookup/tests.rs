@@ -219,8 +219,8 @@ mod health {
         let mut l = sent(&c, &plan);
         l.on_datagram("192.0.2.2:3130".parse().unwrap(), &reply(Opcode::Miss, 7), Duration::from_micros(100));
         assert!(!l.is_complete());
-        l.on_icmp_error("192.0.2.3:3130".parse().unwrap(), std::io::ErrorKind::ConnectionRefused);
-        l.on_icmp_error("198.51.100.1:3130".parse().unwrap(), std::io::ErrorKind::ConnectionRefused);
+        l.on_icmp_error("192.0.2.3:3130".parse().unwrap(), std::io::ErrorKind::ConnectionRefused, None);
+        l.on_icmp_error("198.51.100.1:3130".parse().unwrap(), std::io::ErrorKind::ConnectionRefused, None);
         assert!(l.is_complete());
         let o = l.finish(Duration::from_micros(150));
         assert_eq!(o.refused, [(1, std::io::ErrorKind::ConnectionRefused)]);
