@@ -3,16 +3,20 @@
 //!
 //! The limit is a minimal ICP sender: one UDP socket made once, the query
 //! sent to every peer, then blocking reads until every reply is in. The
-//! engine does the same round trip plus what a real lookup needs (its own
-//! socket, a random request number, the ICMP error queue, every reply
-//! check, the health records). Both run against the same peers, in
-//! alternating batches, so noise on this machine hits both alike.
+//! engine does the same round trip plus what a real lookup needs (sockets
+//! to itself, taken from and given back to a pool as the module's are, a
+//! random request number, the ICMP error queue, every reply check, the
+//! health records). Both run against the same peers, in alternating
+//! batches, so noise on this machine hits both alike.
 //!
 //! Peers: 1, 16 and 64 ICP responders on 127.0.60.x (one thread answering
 //! MISS with the crate's codec), and the three real Squids of a harness
 //! cluster on 127.0.61.x.
 //!
-//! Target per peer count: engine p50 ≤ 1.25 × limit p50 + 20 µs.
+//! Targets per peer count: engine p50 ≤ 1.1 × limit p50 + 10 µs, and (up to
+//! 16 peers) the engine's CPU per lookup within 10 µs of the limit's. With
+//! 64 peers the engine's per-peer work (a decode, every check and a health
+//! update per reply) adds up past that; the row shows it per peer.
 //!
 //! `cargo bench --bench latency` (BENCH_LATENCY_SAMPLES overrides the
 //! sample count per side for 1, 3 and 16 peers; 64 peers take a third).
@@ -151,9 +155,10 @@ impl Limit {
 }
 
 /// One `engine::run`: Some(time) when every peer answered.
-fn engine_once(cluster: &Cluster, health: &LocalHealth) -> Option<Duration> {
+fn engine_once(cluster: &Cluster, health: &LocalHealth, pool: &engine::SocketPool) -> Option<Duration> {
     let start = Instant::now();
-    let outcome = engine::run(cluster, engine::Shared::health(health.view()), URL).ok()?;
+    let shared = engine::Shared { health: health.view(), remember: None, sockets: Some(pool) };
+    let outcome = engine::run(cluster, shared, URL).ok()?;
     let elapsed = start.elapsed();
     (outcome.replies.len() == cluster.peers.len()).then_some(elapsed)
 }
@@ -183,11 +188,12 @@ fn measure(peers: &[SocketAddr], samples: usize) -> Measured {
         ..Cluster::default()
     };
     let health = LocalHealth::new(peers.len());
+    let pool = engine::SocketPool::default();
     let mut limit = Limit::new(peers);
     // Warm-up: caches, branch predictors, the peers' first replies.
     for _ in 0..(samples / 20).max(50) {
         limit.once();
-        engine_once(&cluster, &health);
+        engine_once(&cluster, &health, &pool);
     }
     let mut m = Measured {
         limit: Vec::with_capacity(samples),
@@ -209,7 +215,7 @@ fn measure(peers: &[SocketAddr], samples: usize) -> Measured {
                         None => m.limit_failed += 1,
                     }
                 } else {
-                    match engine_once(&cluster, &health) {
+                    match engine_once(&cluster, &health, &pool) {
                         Some(d) => m.engine.push(d),
                         None => m.engine_failed += 1,
                     }
@@ -230,10 +236,11 @@ fn measure(peers: &[SocketAddr], samples: usize) -> Measured {
 fn report(label: &str, peers: usize, mut m: Measured) {
     let (l50, l99) = (percentile(&mut m.limit, 50.0), percentile(&mut m.limit, 99.0));
     let (e50, e99) = (percentile(&mut m.engine, 50.0), percentile(&mut m.engine, 99.0));
-    let bound = l50.mul_f64(1.25) + Duration::from_micros(20);
-    let ok = e50 <= bound;
+    let bound = l50.mul_f64(1.1) + Duration::from_micros(10);
     let lcpu = us(m.limit_cpu) / (m.limit.len() + m.limit_failed).max(1) as f64;
     let ecpu = us(m.engine_cpu) / (m.engine.len() + m.engine_failed).max(1) as f64;
+    let cpu_target = peers <= 16;
+    let ok = e50 <= bound && (!cpu_target || ecpu - lcpu <= 10.0);
     println!(
         "{label}, {peers} peer(s): CPU per lookup in the calling thread: limit {lcpu:.1} µs, engine::run {ecpu:.1} µs \
          ({:+.1} µs)",
@@ -241,7 +248,7 @@ fn report(label: &str, peers: usize, mut m: Measured) {
     );
     println!(
         "{label}: {} + {} samples; limit p50 {} p99 {}; engine::run p50 {} p99 {}; p50 ratio {:.2}; \
-         p99 ratio {:.2}; bound 1.25×limit+20µs = {} {}{}",
+         p99 ratio {:.2}; bound 1.1×limit+10µs = {} {}{}",
         m.limit.len(),
         m.engine.len(),
         fmt_dur(l50),
@@ -264,7 +271,14 @@ fn report(label: &str, peers: usize, mut m: Measured) {
         measured: format!("run p50 {:.0} / p99 {:.0} µs, CPU {ecpu:.0} µs", us(e50), us(e99)),
         baseline: format!("limit p50 {:.0} / p99 {:.0} µs, CPU {lcpu:.0} µs", us(l50), us(l99)),
         ratio: format!("{:.2} (p99 {:.2})", us(e50) / us(l50), us(e99) / us(l99)),
-        target: format!("p50 ≤ 1.25×limit+20µs = {:.0} µs", us(bound)),
+        target: match cpu_target {
+            true => format!("p50 ≤ 1.1×limit+10µs = {:.0} µs, CPU ≤ limit+10 µs", us(bound)),
+            false => format!(
+                "p50 ≤ 1.1×limit+10µs = {:.0} µs (CPU {:+.2} µs per peer)",
+                us(bound),
+                (ecpu - lcpu) / peers as f64
+            ),
+        },
         ok: Some(ok),
     });
 }

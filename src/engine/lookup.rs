@@ -168,6 +168,9 @@ enum PeerState {
     Failed,
 }
 
+/// Clusters larger than this look a datagram's sender up by address.
+const BY_ADDR_FROM: usize = 8;
+
 /// One lookup against a cluster, following its [`Plan`].
 pub struct Lookup<'a> {
     cluster: &'a Cluster,
@@ -176,6 +179,11 @@ pub struct Lookup<'a> {
     /// Request numbers of earlier lookups on the same sockets: their late
     /// replies are dropped quietly, neither answers nor forgeries.
     retired: &'a [u32],
+    /// Peers waited for that have neither answered nor failed.
+    waiting: usize,
+    /// Large clusters' peers by address, for the datagrams' sender
+    /// (empty: few enough to search in order).
+    by_addr: Vec<(SocketAddr, usize)>,
     outcome: Outcome,
     peers: Vec<PeerState>,
     groups_asked: bool,
@@ -188,6 +196,17 @@ impl<'a> Lookup<'a> {
             plan,
             url,
             retired: &[],
+            waiting: 0,
+            by_addr: match cluster.peers.len() {
+                0..=BY_ADDR_FROM => Vec::new(),
+                _ => {
+                    let mut by: Vec<(SocketAddr, usize)> =
+                        cluster.peers.iter().enumerate().map(|(i, p)| (p.addr, i)).collect();
+                    // Stable: among equal addresses the first configured stays first.
+                    by.sort_by_key(|(a, _)| (a.ip(), a.port()));
+                    by
+                }
+            },
             outcome: Outcome { request_number, ..Outcome::default() },
             peers: vec![PeerState::NotAsked; cluster.peers.len()],
             groups_asked: false,
@@ -210,9 +229,9 @@ impl<'a> Lookup<'a> {
     /// revival query) only sent.
     pub fn on_sent(&mut self, index: usize) {
         if self.plan.asks[index] == Ask::Wait {
-            self.peers[index] = PeerState::Waiting;
+            self.set_state(index, PeerState::Waiting);
         } else {
-            self.peers[index] = PeerState::Probing;
+            self.set_state(index, PeerState::Probing);
             self.outcome.probed.push(index);
         }
     }
@@ -260,7 +279,7 @@ impl<'a> Lookup<'a> {
     /// The query could not be sent to peer `index`: it cannot answer, so it is
     /// not waited for.
     pub fn on_send_error(&mut self, index: usize, kind: std::io::ErrorKind) {
-        self.peers[index] = PeerState::Failed;
+        self.set_state(index, PeerState::Failed);
         self.outcome.unreachable.push((index, kind));
     }
 
@@ -272,13 +291,25 @@ impl<'a> Lookup<'a> {
         }
         let Some(i) = self.peer_at(dest) else { return };
         if matches!(self.peers[i], PeerState::Waiting | PeerState::Probing) {
-            self.peers[i] = PeerState::Failed;
+            self.set_state(i, PeerState::Failed);
             self.outcome.refused.push((i, kind));
         }
     }
 
+    fn set_state(&mut self, i: usize, state: PeerState) {
+        let was = std::mem::replace(&mut self.peers[i], state);
+        self.waiting = self.waiting + usize::from(state == PeerState::Waiting) - usize::from(was == PeerState::Waiting);
+    }
+
+    /// The peer at `addr` (the first, should two be configured alike).
     fn peer_at(&self, addr: SocketAddr) -> Option<usize> {
-        self.cluster.peers.iter().position(|p| p.addr.ip() == addr.ip() && p.addr.port() == addr.port())
+        let same = |a: SocketAddr| a.ip() == addr.ip() && a.port() == addr.port();
+        if self.by_addr.is_empty() {
+            return self.cluster.peers.iter().position(|p| same(p.addr));
+        }
+        let key = (addr.ip(), addr.port());
+        let at = self.by_addr.partition_point(|(a, _)| (a.ip(), a.port()) < key);
+        self.by_addr.get(at).filter(|(a, _)| same(*a)).map(|&(_, i)| i)
     }
 
     /// A datagram arrived `elapsed` after the first send.
@@ -329,7 +360,7 @@ impl<'a> Lookup<'a> {
             Responder::Peer(i) if self.peers[i] == PeerState::NotAsked => {
                 return Err(Reject::WrongRequestNumber(message.request_number))
             }
-            Responder::Peer(i) => self.peers[i] = PeerState::Answered,
+            Responder::Peer(i) => self.set_state(i, PeerState::Answered),
             Responder::Multicast(_) => {
                 if self.outcome.replies.iter().any(|r| r.responder == responder) {
                     return Err(Reject::Duplicate);
@@ -349,7 +380,7 @@ impl<'a> Lookup<'a> {
             (true, Groups::Count) => false,
             (true, Groups::Expect(n)) => self.multicast_responders() >= n,
         };
-        groups_done && self.peers.iter().all(|s| *s != PeerState::Waiting)
+        groups_done && self.waiting == 0
     }
 
     pub fn finish(mut self, elapsed: Duration) -> Outcome {

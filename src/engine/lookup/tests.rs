@@ -181,6 +181,25 @@ mod acceptance {
         l.on_datagram(from("[::1]:3130"), &reply(Opcode::Hit, REQNUM, URL), ms(1));
         assert_eq!(l.finish(ms(1)).hit_list(&c).as_deref(), Some("[::1];"));
     }
+
+    #[test]
+    fn a_large_cluster_finds_each_sender_by_address() {
+        let addr = |i: usize| from(&format!("10.0.0.{}:{}", 40 - i, 3130 + i));
+        let c = Cluster { peers: (0..40).map(|i| Peer::new(format!("p{i}"), addr(i))).collect(), ..Cluster::default() };
+        let plan = plan_all(&c);
+        let mut l = asked(&c, &plan);
+        for i in (0..40).rev() {
+            assert!(!l.is_complete());
+            l.on_datagram(addr(i), &reply(Opcode::Miss, REQNUM, URL), ms(1));
+        }
+        l.on_datagram(from("10.0.0.40:3131"), &reply(Opcode::Miss, REQNUM, URL), ms(1)); // right host, wrong port
+        l.on_datagram(addr(7), &reply(Opcode::Miss, REQNUM, URL), ms(1)); // a second answer
+        assert!(l.is_complete());
+        let o = l.finish(ms(1));
+        assert_eq!(o.replies.len(), 40);
+        let reasons: Vec<&str> = o.rejected.iter().map(|r| r.reason.label()).collect();
+        assert_eq!(reasons, ["unknown_sender", "duplicate"]);
+    }
 }
 
 mod health {
