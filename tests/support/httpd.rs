@@ -38,6 +38,14 @@ impl Mpm {
         }
     }
 
+    /// Threads serving requests in one child process (`ThreadsPerChild`).
+    pub fn threads_per_child(self) -> i64 {
+        match self {
+            Mpm::Event | Mpm::Worker => 32,
+            Mpm::Prefork => 1,
+        }
+    }
+
     /// Small, but at least 32 requests in flight at once.
     fn settings(self) -> &'static str {
         match self {
