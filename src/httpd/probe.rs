@@ -168,9 +168,9 @@ fn probe(region: &Region, user: &Configured<'_>) {
     events.log(
         level::DEBUG,
         format_args!(
-            "probe: asking {} cache(s) for \"{PROBE_URL}\" (every {} s)",
+            "probe: asking {} cache(s) for \"{PROBE_URL}\" (every {} ms)",
             region.cluster.peers.len(),
-            region.interval.as_secs()
+            region.interval.as_millis()
         ),
     );
     match engine::probe(&region.cluster, Shared::health(region.health), url) {
