@@ -28,6 +28,11 @@ pub struct PacMember {
     pub weight: u32,
     /// What `FindProxyForURL` returns for it: `PROXY 192.0.2.1:3128`.
     pub route: String,
+    /// Why an operator took it out of service (a balancer member drained
+    /// or disabled in balancer-manager), if so: it keeps its place in the
+    /// array, so that no other URL changes owner, but is never returned:
+    /// its URLs go to their next member, as the balancer sends them.
+    pub out_of_service: Option<String>,
 }
 
 /// The members for `peers` (an `ICPQueryPeer` list, in configuration
@@ -40,6 +45,7 @@ pub fn peer_members(peers: &[Peer], proxy_port: u16) -> Vec<PacMember> {
             name: p.carp_name().to_string(),
             weight: p.weight,
             route: format!("PROXY {}:{proxy_port}", ip_text(p.addr.ip())),
+            out_of_service: None,
         })
         .collect()
 }
@@ -76,13 +82,16 @@ pub fn render(members: &[PacMember], variant: Variant, fallback: &str) -> String
     let name_width = array.entries().iter().map(|e| comment_text(&members[e.index].name).len()).max().unwrap_or(0);
     for e in array.entries() {
         let m = &members[e.index];
+        let route = match &m.out_of_service {
+            None => comment_text(&m.route),
+            Some(why) => format!("none, {} ({})", comment_text(why), comment_text(&m.route)),
+        };
         let _ = writeln!(
             w,
-            "//   {:<name_width$}  weight {:<4} load factor {:<20} -> {}",
+            "//   {:<name_width$}  weight {:<4} load factor {:<20} -> {route}",
             comment_text(&m.name),
             m.weight,
             e.load_factor,
-            comment_text(&m.route),
         );
     }
     let left_out: Vec<String> = members.iter().filter(|m| m.weight == 0).map(|m| comment_text(&m.name)).collect();
@@ -91,6 +100,9 @@ pub fn render(members: &[PacMember], variant: Variant, fallback: &str) -> String
     }
     if array.is_empty() {
         let _ = writeln!(w, "//   (none: every URL goes to the fallback)");
+    }
+    if members.iter().any(|m| m.out_of_service.is_some() && m.weight > 0) {
+        let _ = writeln!(w, "// A member with route none keeps its URLs' hashes; they go to their next member.");
     }
     let _ = writeln!(w, "//");
     let _ = writeln!(w, "// Integers are 32-bit unsigned (Math.imul, >>> 0); scores are IEEE doubles, the");
@@ -101,13 +113,16 @@ pub fn render(members: &[PacMember], variant: Variant, fallback: &str) -> String
     let _ = writeln!(w, "var CARP_MEMBERS = [");
     for e in array.entries() {
         let m = &members[e.index];
+        let route = match m.out_of_service {
+            None => js_string(&m.route),
+            Some(_) => "null".to_string(),
+        };
         let _ = writeln!(
             w,
-            "    {{ name: {}, hash: 0x{:08x}, multiplier: {}, route: {} }},",
+            "    {{ name: {}, hash: 0x{:08x}, multiplier: {}, route: {route} }},",
             js_string(&m.name),
             e.hash,
             js_number(e.multiplier),
-            js_string(&m.route),
         );
     }
     let _ = writeln!(w, "];");
@@ -188,7 +203,10 @@ function FindProxyForURL(url, host) {
         return a.k - b.k;
     });
     var routes = [];
-    for (var i = 0; i < ranked.length; i++) routes.push(CARP_MEMBERS[ranked[i].k].route);
+    for (var i = 0; i < ranked.length; i++) {
+        // A member out of service (route null) passes its URLs on.
+        if (CARP_MEMBERS[ranked[i].k].route !== null) routes.push(CARP_MEMBERS[ranked[i].k].route);
+    }
     if (CARP_FALLBACK !== "") routes.push(CARP_FALLBACK);
     return routes.join("; ");
 }
@@ -229,4 +247,38 @@ fn comment_text(s: &str) -> String {
     s.chars()
         .flat_map(|c| if c == ' ' || c.is_ascii_graphic() { vec![c] } else { c.escape_default().collect() })
         .collect()
+}
+
+/// A strong entity tag for the bytes of a PAC file (quotes included): the
+/// same bytes always give the same tag, in every process and after every
+/// restart, so a browser's or proxy's revalidation gets a 304 for as long
+/// as the file has not changed. FNV-1a over 64 bits and the length: not a
+/// defence against anyone, only a name for this content.
+pub fn etag(bytes: &[u8]) -> String {
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("\"{hash:016x}-{:x}\"", bytes.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_name_the_content() {
+        // FNV-1a's published vector for "a".
+        assert_eq!(etag(b"a"), "\"af63dc4c8601ec8c-1\"");
+        assert_eq!(etag(b""), "\"cbf29ce484222325-0\"");
+        assert_ne!(etag(b"PROXY a:3128"), etag(b"PROXY b:3128"));
+    }
+
+    #[test]
+    fn the_file_is_the_same_for_the_same_members() {
+        let peers = [Peer::new("cache-a", "192.0.2.1:3130".parse().unwrap())];
+        let members = peer_members(&peers, 8000);
+        assert_eq!(members[0].route, "PROXY 192.0.2.1:8000");
+        let a = render(&members, Variant::Squid, "DIRECT");
+        assert_eq!(a, render(&members, Variant::Squid, "DIRECT"));
+        assert!(a.starts_with("// Proxy auto-configuration generated by mod_icpquery "), "{a}");
+        assert!(a.contains("route: \"PROXY 192.0.2.1:8000\""), "{a}");
+    }
 }

@@ -88,10 +88,17 @@ fn run_pac(dir: &Path, pac_text: &str, urls: &[String]) -> Vec<(String, String)>
 /// What the PAC must answer, from the library alone: the owner, then the
 /// owner of what is left, and so on; then the fallback.
 fn expected(array: &Array, routes: &[String], fallback: &str, url: &str) -> String {
+    expected_in_service(array, routes, &[], fallback, url)
+}
+
+/// The same, with the members at `out` (indexes) passed over wherever
+/// they rank.
+fn expected_in_service(array: &Array, routes: &[String], out: &[usize], fallback: &str, url: &str) -> String {
     let mut order: Vec<usize> = Vec::new();
     while let Some(i) = array.owner(url.as_bytes(), |i| !order.contains(&i)) {
         order.push(i);
     }
+    order.retain(|i| !out.contains(i));
     let mut parts: Vec<&str> = order.iter().map(|&i| routes[i].as_str()).collect();
     parts.push(fallback);
     parts.join("; ")
@@ -169,6 +176,7 @@ fn urls() -> Vec<String> {
 }
 
 fn check(label: &str, members: &[PacMember], variant: Variant, fallback: &str) -> Vec<String> {
+    let out: Vec<usize> = (0..members.len()).filter(|&i| members[i].out_of_service.is_some()).collect();
     let dir = TestDir::new("pac-node");
     let text = pac::render(members, variant, fallback);
     let carp: Vec<Member> = members.iter().map(|m| Member { name: &m.name, weight: m.weight }).collect();
@@ -178,7 +186,7 @@ fn check(label: &str, members: &[PacMember], variant: Variant, fallback: &str) -
     let answers = run_pac(dir.path(), &text, &urls);
     let mut owners = Vec::new();
     for (url, (native, polyfilled)) in urls.iter().zip(answers) {
-        let want = expected(&array, &routes, fallback, url);
+        let want = expected_in_service(&array, &routes, &out, fallback, url);
         assert_eq!(native, want, "{label}, {variant}: {url:?}\n{text}");
         assert_eq!(polyfilled, want, "{label}, {variant}, without Math.imul: {url:?}");
         owners.push(native.split(';').next().unwrap().to_string());
@@ -187,7 +195,7 @@ fn check(label: &str, members: &[PacMember], variant: Variant, fallback: &str) -
 }
 
 fn member(name: &str, weight: u32, ip: &str) -> PacMember {
-    PacMember { name: name.to_string(), weight, route: format!("PROXY {ip}:3128") }
+    PacMember { name: name.to_string(), weight, route: format!("PROXY {ip}:3128"), out_of_service: None }
 }
 
 #[test]
@@ -210,6 +218,26 @@ fn weights_3_1_2_give_the_rust_choice_for_1000_urls_in_both_variants() {
     assert!(run_pac(dir.path(), &pac, std::slice::from_ref(&url))[0].0.starts_with("PROXY 127.0.93.4:3128; "));
     let draft = pac::render(&members, Variant::Draft, "DIRECT");
     assert!(run_pac(dir.path(), &draft, &[url])[0].0.starts_with("PROXY 127.0.93.2:3128; "));
+}
+
+#[test]
+fn a_member_out_of_service_passes_its_urls_to_their_next_member_and_no_other_url_moves() {
+    let mut members =
+        [member("carp-b", 3, "127.0.93.2"), member("carp-a", 1, "127.0.93.3"), member("carp-c", 2, "127.0.93.4")];
+    let before = check("all in service", &members, Variant::Squid, "DIRECT");
+    members[2].out_of_service = Some("drained".to_string());
+    let text = pac::render(&members, Variant::Squid, "DIRECT");
+    assert!(text.contains("-> none, drained (PROXY 127.0.93.4:3128)"), "{text}");
+    assert!(text.contains("route: null"), "{text}");
+    let after = check("carp-c drained", &members, Variant::Squid, "DIRECT");
+    for (b, a) in before.iter().zip(&after) {
+        if !b.contains("127.0.93.4") {
+            assert_eq!(a, b, "a URL carp-c did not own changed owner");
+        } else {
+            assert!(!a.contains("127.0.93.4"));
+        }
+    }
+    assert!(before.iter().any(|b| b.contains("127.0.93.4")), "carp-c owned some URLs before");
 }
 
 #[test]
