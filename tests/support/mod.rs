@@ -18,6 +18,7 @@ pub mod http;
 pub mod httpd;
 pub mod load;
 pub mod netns;
+pub mod node;
 pub mod origin;
 pub mod responder;
 pub mod squid;
