@@ -7,9 +7,9 @@ use crate::engine::{Cluster, LocalHealth, Peer, RejectReason, Timeout};
 use crate::icp::Opcode;
 
 const S: u64 = 1_000_000;
-const NOW: u64 = 1_000 * S;
+pub(super) const NOW: u64 = 1_000 * S;
 
-fn cluster(hosts: &[&str]) -> Cluster {
+pub(super) fn cluster(hosts: &[&str]) -> Cluster {
     let peers = hosts
         .iter()
         .enumerate()
@@ -18,7 +18,7 @@ fn cluster(hosts: &[&str]) -> Cluster {
     Cluster { peers, ..Cluster::default() }
 }
 
-fn server(name: &str) -> ServerView {
+pub(super) fn server(name: &str) -> ServerView {
     ServerView {
         name: name.into(),
         mapper: true,
@@ -29,7 +29,7 @@ fn server(name: &str) -> ServerView {
 
 /// Peer 0: alive, two replies, one rejected datagram; peer 1: refused, dead,
 /// never answered.
-fn health() -> LocalHealth {
+pub(super) fn health() -> LocalHealth {
     let health = LocalHealth::new(2);
     health.peers[0].count(Counter::Queries);
     health.peers[0].count(Counter::Queries);
