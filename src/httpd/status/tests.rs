@@ -159,3 +159,84 @@ fn mod_status_lines() {
     assert!(section.contains("<dd>192.0.2.1:3130: alive, RTT 412 &micro;s</dd>"), "{section}");
     assert!(section.contains("<dd>192.0.2.2:3130: dead, RTT not measured</dd>"), "{section}");
 }
+
+/// `?auto` is read by scripts: its bytes are pinned, whatever the HTML
+/// page becomes.
+#[test]
+fn auto_is_pinned_byte_for_byte() {
+    let (c, h) = (cluster(&["cache-a", "192.0.2.2"]), health());
+    let regions = vec![RegionView::new(server("main server"), &c, h.view())];
+    let text = format::auto(&regions, NOW);
+    assert_eq!(text, PINNED_AUTO, "{text}");
+}
+
+const PINNED_AUTO: &str = "\
+Servers: 1\n\
+Server0Name: main server\n\
+Server0Region: 0\n\
+Server0Mapper: on\n\
+Server0Timeout: 50000\n\
+Server0DeadTimeSeconds: 10\n\
+Regions: 1\n\
+Region0Peers: 2\n\
+Region0Lookups: 7\n\
+Region0Complete: 0\n\
+Region0MulticastReplies: 0\n\
+Region0UnknownSender: 0\n\
+Peers: 2\n\
+Peer0Region: 0\n\
+Peer0Host: cache-a\n\
+Peer0Address: 192.0.2.1:3130\n\
+Peer0Round: 1\n\
+Peer0State: alive\n\
+Peer0RttMicros: 412\n\
+Peer0LastReplyAgeSeconds: 3\n\
+Peer0Queries: 2\n\
+Peer0Hit: 1\n\
+Peer0Miss: 1\n\
+Peer0MissNoFetch: 0\n\
+Peer0Denied: 0\n\
+Peer0Err: 0\n\
+Peer0Icmp: 0\n\
+Peer0Timeouts: 0\n\
+Peer0Deaths: 0\n\
+Peer0Rejected_too_short: 0\n\
+Peer0Rejected_too_long: 0\n\
+Peer0Rejected_length_mismatch: 0\n\
+Peer0Rejected_bad_version: 0\n\
+Peer0Rejected_unknown_opcode: 0\n\
+Peer0Rejected_url_not_terminated: 0\n\
+Peer0Rejected_trailing_bytes: 0\n\
+Peer0Rejected_object_length_mismatch: 0\n\
+Peer0Rejected_not_a_reply: 0\n\
+Peer0Rejected_wrong_request_number: 0\n\
+Peer0Rejected_wrong_url: 1\n\
+Peer0Rejected_duplicate: 0\n\
+Peer1Region: 0\n\
+Peer1Host: 192.0.2.2\n\
+Peer1Address: 192.0.2.2:3130\n\
+Peer1Round: 1\n\
+Peer1State: dead\n\
+Peer1RttMicros: 0\n\
+Peer1LastReplyAgeSeconds: never\n\
+Peer1Queries: 1\n\
+Peer1Hit: 0\n\
+Peer1Miss: 0\n\
+Peer1MissNoFetch: 0\n\
+Peer1Denied: 0\n\
+Peer1Err: 0\n\
+Peer1Icmp: 1\n\
+Peer1Timeouts: 0\n\
+Peer1Deaths: 1\n\
+Peer1Rejected_too_short: 0\n\
+Peer1Rejected_too_long: 0\n\
+Peer1Rejected_length_mismatch: 0\n\
+Peer1Rejected_bad_version: 0\n\
+Peer1Rejected_unknown_opcode: 0\n\
+Peer1Rejected_url_not_terminated: 0\n\
+Peer1Rejected_trailing_bytes: 0\n\
+Peer1Rejected_object_length_mismatch: 0\n\
+Peer1Rejected_not_a_reply: 0\n\
+Peer1Rejected_wrong_request_number: 0\n\
+Peer1Rejected_wrong_url: 0\n\
+Peer1Rejected_duplicate: 0\n";
