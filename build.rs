@@ -75,6 +75,7 @@ fn main() {
         .allowlist_var("M_GET")
         .allowlist_var("HTTP_(METHOD_NOT_ALLOWED|INTERNAL_SERVER_ERROR)")
         .allowlist_var("MODULE_MAGIC_(NUMBER_MAJOR|NUMBER_MINOR|COOKIE)")
+        .allowlist_var("AP_MODULE_FLAG_ALWAYS_MERGE")
         .allowlist_var("(RSRC|ACCESS)_CONF")
         .allowlist_var("APLOG_(EMERG|ALERT|CRIT|ERR|WARNING|NOTICE|INFO|DEBUG|TRACE1)")
         .allowlist_var("AP_SQ_(MAIN_STATE|MS_CREATE_PRE_CONFIG)")

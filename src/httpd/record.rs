@@ -29,5 +29,9 @@ pub static mut icpquery_module: ffi::module = ffi::module {
     merge_server_config: Some(conf::merge_server_config),
     cmds: &directives::COMMANDS.0 as *const ffi::command_rec,
     register_hooks: Some(hooks::register_hooks),
-    flags: 0,
+    // Every virtual host gets a configuration of its own, merged from the
+    // main server's, even without ICPQuery* lines: otherwise httpd hands
+    // it the main server's very record, and the main server's cache groups
+    // and balancers would be listed again under it (status page, metrics).
+    flags: ffi::AP_MODULE_FLAG_ALWAYS_MERGE as c_int,
 };
