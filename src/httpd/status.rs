@@ -10,10 +10,11 @@
 //!   optional `status_hook` (only called when mod_status is loaded).
 //!
 //! This file only reads httpd's structures and turns them into plain data;
-//! the text is made by the safe functions in [`format`] and [`metrics`],
-//! both from the same snapshot.
+//! the text is made by the safe functions in [`format`], [`html`] and
+//! [`metrics`], all from the same snapshot.
 
 mod format;
+mod html;
 mod metrics;
 #[cfg(test)]
 mod metrics_tests;
@@ -69,7 +70,7 @@ extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
         let body = match (metrics, auto) {
             (true, _) => metrics::exposition(&regions),
             (false, true) => format::auto(&regions, now_us()),
-            (false, false) => format::html(&String::from_utf8_lossy(main.hostname()), &regions, now_us()),
+            (false, false) => html::html(&String::from_utf8_lossy(main.hostname()), &regions, now_us()),
         };
         r.write(&body);
         ffi::OK as c_int

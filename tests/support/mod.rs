@@ -14,6 +14,7 @@
 
 pub mod balancer;
 pub mod hostile;
+pub mod html;
 pub mod http;
 pub mod httpd;
 pub mod load;

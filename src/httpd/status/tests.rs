@@ -2,6 +2,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::format::{self, escape_html, RegionView, ServerView};
+use super::html;
 use crate::engine::health::Counter;
 use crate::engine::{Cluster, LocalHealth, Peer, RejectReason, Timeout};
 use crate::icp::Opcode;
@@ -122,31 +123,59 @@ fn auto_values_stay_on_their_line() {
 fn html_escapes_every_configured_name() {
     let (c, h) = (cluster(&["<script>x</script>"]), LocalHealth::new(1));
     let regions = vec![RegionView::new(server("a&b.test:80"), &c, h.view())];
-    let page = format::html("portal<1>", &regions, NOW);
+    let page = html::html("portal<1>", &regions, NOW);
     assert!(!page.contains("<script>"), "{page}");
-    assert!(page.contains("&lt;script&gt;x&lt;/script&gt;"), "{page}");
+    assert!(page.contains("<b>&lt;script&gt;x&lt;/script&gt;</b>"), "{page}");
     assert!(page.contains("<h1>ICP query status for portal&lt;1&gt;</h1>"), "{page}");
-    assert!(page.contains("<td>a&amp;b.test:80</td>"), "{page}");
-    assert!(page.contains("<td>never</td>"), "{page}");
+    assert!(page.contains("<h2>Caches of a&amp;b.test:80</h2>"), "{page}");
+    assert!(page.contains("<td class=\"name\">a&amp;b.test:80</td>"), "{page}");
+    assert!(page.contains("<td class=\"n\">never</td>"), "{page}");
     let section = format::status_html(&regions);
     assert!(section.contains("Peers of a&amp;b.test:80: 1"), "{section}");
 }
 
 #[test]
-fn html_rows_carry_the_counters() {
+fn html_rows_say_the_state_in_words_and_carry_the_counters() {
     let (c, h) = (cluster(&["cache-a", "192.0.2.2"]), health());
     let regions = vec![RegionView::new(server("main server"), &c, h.view())];
-    let page = format::html("portal", &regions, NOW);
-    let header: String = ["Host", "Address", "Round", "State", "RttMicros", "LastReplyAgeSeconds"]
-        .into_iter()
-        .chain(Counter::ALL.map(Counter::name))
-        .map(|h| format!("<th>{h}</th>"))
-        .collect();
-    assert!(page.contains(&header), "{page}");
-    let row = "<tr><td>cache-a</td><td>192.0.2.1:3130</td><td>1</td><td>alive</td><td>412</td><td>3</td>\
-               <td>2</td><td>1</td><td>1</td>";
-    assert!(page.contains(row), "{page}");
-    assert!(page.contains("<th>Rejected_wrong_url</th>"), "{page}");
+    let page = html::html("portal", &regions, NOW);
+    let alive =
+        "<tr class=\"alive\"><td class=\"cache\"><b>cache-a</b> <span class=\"addr\">192.0.2.1:3130</span></td>\
+                 <td class=\"n\">1</td><td class=\"st\"><span class=\"state alive\">alive</span></td>\
+                 <td class=\"n\">0.41</td><td class=\"n\">3</td><td class=\"n\">2</td><td class=\"n\">50.0 %</td>\
+                 <td class=\"n\">1</td><td class=\"n\">1</td>";
+    assert!(page.contains(alive), "{page}");
+    // One total of rejected datagrams, and the reasons only where some were.
+    assert!(page.contains("<td class=\"n bad\">1</td></tr>\n<tr class=\"reasons\">"), "{page}");
+    assert!(page.contains("Rejected from 192.0.2.1:3130: wrong URL 1</td>"), "{page}");
+    assert_eq!(page.matches("class=\"reasons\"").count(), 1, "{page}");
+    let dead = "<tr class=\"dead\"><td class=\"cache\"><b>192.0.2.2</b>";
+    assert!(page.contains(dead), "{page}");
+    assert!(
+        page.contains("<span class=\"state dead\">dead</span></td><td class=\"n\">–</td><td class=\"n\">never</td>")
+    );
+    assert!(page.contains("<p class=\"summary\">2 caches in 1 set: <span class=\"bad\">1 dead</span>.</p>"), "{page}");
+    assert!(page.contains("<td>50 ms</td><td>10 s</td>"), "{page}");
+    // Heads are words with units, never ?auto's keys.
+    for key in ["RttMicros", "LastReplyAgeSeconds", "MissNoFetch", "Rejected_", "Icmp<"] {
+        assert!(!page.contains(key), "{key} in {page}");
+    }
+    for head in ["RTT<br>(ms)", "Last reply<br>(s ago)", "Hit ratio", "ICMP<br>errors", "Rejected<br>datagrams"] {
+        assert!(page.contains(&format!(">{head}</th>")), "{head}: {page}");
+    }
+}
+
+#[test]
+fn durations_read_as_people_write_them() {
+    let regions_with = |timeout: Timeout| {
+        let (c, h) = (cluster(&["a"]), LocalHealth::new(1));
+        let s = ServerView { timeout, ..server("main server") };
+        html::html("p", &[RegionView::new(s, &c, h.view())], NOW)
+    };
+    let auto = Timeout::Auto { min: Duration::from_micros(1_000), max: Duration::from_micros(2_500_000) };
+    assert!(regions_with(auto).contains("<td>auto, 1 ms to 2.5 s</td>"));
+    assert!(regions_with(Timeout::Fixed(Duration::from_micros(750))).contains("<td>750 µs</td>"));
+    assert!(regions_with(Timeout::Fixed(Duration::from_micros(1_250))).contains("<td>1.25 ms</td>"));
 }
 
 #[test]
