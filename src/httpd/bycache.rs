@@ -28,11 +28,9 @@ use super::safe::{
     self, guard, Balancer, LbMethod, Level, Members, Pool, Predecessors, Proxy, Request, Server, Worker,
 };
 use super::state::{Choice, RequestState};
-use crate::engine::carp::Variant;
 use crate::engine::choice::{self, Rank};
 use crate::engine::{self, carp, Cluster, Peer};
 use crate::logfile::{level, Escaped};
-use crate::pac::PacMember;
 use crate::settings::resolve::{self, SystemResolver};
 use crate::settings::Settings;
 
@@ -146,49 +144,8 @@ pub fn in_use(s: Server<'_>, name: &str) -> bool {
     proxy.and_then(|p| p.balancer(s, name.as_bytes())).is_some_and(|b| b.method() == NAME.to_bytes())
 }
 
-/// Balancer `name`'s members as a PAC file's, as they stand now: the CARP
-/// array bycache ranks them by (every member's host and loadfactor, in
-/// configuration order), each reached at its host on `proxy_port` or its
-/// own URL's port; members an operator took out of service (disabled,
-/// stopped, drained, hot standby or spare) or that are no HTTP member keep
-/// their place but take no URL. With the balancer's CARP variant.
-pub fn pac_members(s: Server<'_>, name: &str, proxy_port: Option<u16>) -> Result<(Vec<PacMember>, Variant), String> {
-    let (proxy, members) = proxy().ok_or("mod_proxy's balancers cannot be read (see the error log at startup)")?;
-    let balancer = proxy.balancer(s, name.as_bytes()).ok_or_else(|| format!("this server has no {name}"))?;
-    let caches = conf::of(s).balancers.iter().find(|c| c.name.as_bytes() == balancer.name());
-    let variant = caches.map_or(conf::of(s).settings.carp_variant(), |c| c.settled.carp.variant());
-    let pac_member = |w: Worker<'_>| {
-        let host = String::from_utf8_lossy(w.host()).into_owned();
-        let route_host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
-        let route = format!("PROXY {route_host}:{}", proxy_port.unwrap_or(w.port()));
-        let out_of_service = match matches!(w.scheme(), b"http" | b"https") {
-            false => Some(format!("{} member", String::from_utf8_lossy(w.scheme()))),
-            true => out_of_service(w.status()).map(str::to_string),
-        };
-        PacMember { name: host, weight: w.lbfactor().max(0) as u32, route, out_of_service }
-    };
-    Ok((balancer.workers(members).map(pac_member).collect(), variant))
-}
-
-/// Why a member with these status bits takes no new requests by an
-/// operator's (or its configuration's) choice; `None` when it does. A
-/// member in error is not counted out: that is its health, which changes
-/// far faster than a PAC file is fetched again.
-fn out_of_service(status: u32) -> Option<&'static str> {
-    [
-        (ffi::PROXY_WORKER_DISABLED, "disabled"),
-        (ffi::PROXY_WORKER_STOPPED, "stopped"),
-        (ffi::PROXY_WORKER_DRAIN, "drained"),
-        (ffi::PROXY_WORKER_HOT_STANDBY, "hot standby"),
-        (ffi::PROXY_WORKER_HOT_SPARE, "hot spare"),
-    ]
-    .into_iter()
-    .find(|(bit, _)| status & bit != 0)
-    .map(|(_, why)| why)
-}
-
 /// mod_proxy and its members' records, if they can be read.
-fn proxy() -> Option<(&'static Proxy, Members)> {
+pub fn proxy() -> Option<(&'static Proxy, Members)> {
     let proxy = conf::of(safe::main_server()?).proxy.as_ref()?;
     Some((proxy, proxy.members().ok()?))
 }
