@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use mod_icpquery::engine::Timeout;
 use mod_icpquery::icp::{Message, Payload, MAX_MESSAGE_LEN};
+use mod_icpquery::settings::pac::{self, PacCaches};
 use mod_icpquery::settings::resolve::TableResolver;
 use mod_icpquery::settings::values;
 
@@ -110,6 +111,20 @@ pub fn directive_values(data: &[u8]) {
     }
     if let Err(e) = values::group_name(value) {
         assert!(!e.chars().any(char::is_control), "refusal message is not one clean line: {e:?}");
+    }
+    match pac::caches(value) {
+        Ok(PacCaches::Balancer(name)) => assert!(name.len() > "balancer://".len(), "{value:?} -> {name}"),
+        Ok(_) => {}
+        Err(e) => one_line(&e),
+    }
+    match pac::proxy_port("ICPQueryPACProxyPort", value) {
+        Ok(port) => assert_ne!(port, 0, "{value:?}"),
+        Err(e) => one_line(&e),
+    }
+    match pac::routes("ICPQueryPACFallback", value) {
+        // What the PAC file writes into a JavaScript string and returns.
+        Ok(routes) => assert!(!routes.is_empty() && !routes.chars().any(|c| c.is_control() || c == '"' || c == '\\')),
+        Err(e) => one_line(&e),
     }
 }
 

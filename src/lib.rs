@@ -4,8 +4,9 @@
 //! Layers, one direction: [`icp`] (bytes <-> messages, no I/O) → [`engine`]
 //! (lookup policy as pure logic, a thin UDP driver, peer health, CARP) →
 //! `httpd` (the only place with httpd/APR types). [`settings`] is the one
-//! model of the `ICPQuery*` directives and [`logfile`] writes the module's
-//! own log; both are plain Rust shared by the module and the tool.
+//! model of the `ICPQuery*` directives, [`logfile`] writes the module's
+//! own log and [`pac`] its Proxy Auto-Config files; all three are plain
+//! Rust shared by the module and the tool.
 //!
 //! `unsafe` is refused everywhere but in the httpd layer and the engine's
 //! one syscall file.
@@ -14,6 +15,7 @@
 pub mod engine;
 pub mod icp;
 pub mod logfile;
+pub mod pac;
 pub mod settings;
 
 #[allow(unsafe_code)] // httpd's C API: raw pointers behind a thin safe layer

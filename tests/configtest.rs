@@ -154,3 +154,39 @@ fn the_debian_a2enmod_files_pass_configtest() {
     let (ok, stderr) = Httpd::configtest(&HttpdOptions { net: 252, mpm: Mpm::Event, portal_conf, module });
     assert!(ok, "{stderr}");
 }
+
+#[test]
+fn pac_directives_belong_to_locations_and_are_checked_like_the_others() {
+    let (ok, stderr) = Httpd::configtest(&options(
+        "ICPQueryPACProxyPort 8000\n\
+         <ICPQueryGroup media>\n  ICPQueryPeer 127.0.0.7\n</ICPQueryGroup>\n\
+         <Location /proxy.pac>\n  SetHandler icpquery-pac\n  ICPQueryPACCaches group media\n  \
+         ICPQueryPACFallback \"PROXY portal.test:8080; DIRECT\"\n</Location>\n\
+         <Location /b.pac>\n  SetHandler icpquery-pac\n  ICPQueryPACCaches balancer balancer://caches\n</Location>\n\
+         <VirtualHost 127.0.250.1:8080>\n  <Location /v.pac>\n    ICPQueryPACCaches server\n  </Location>\n</VirtualHost>",
+    ));
+    assert!(ok, "{stderr}");
+    let cases = [
+        (
+            "<Location /x>\n ICPQueryPACCaches vhost x\n</Location>",
+            "ICPQueryPACCaches \"vhost x\": unknown kind of caches; expected server, group NAME",
+        ),
+        (
+            "<Location /x>\n ICPQueryPACProxyPort 0\n</Location>",
+            "ICPQueryPACProxyPort \"0\": out of range; expected a port from 1 to 65535",
+        ),
+        (
+            "ICPQueryPACFallback \"PROXY nowhere\"",
+            "ICPQueryPACFallback \"PROXY nowhere\": not host:port; expected DIRECT",
+        ),
+        (
+            "<ICPQueryGroup g>\n ICPQueryPACProxyPort 8000\n</ICPQueryGroup>",
+            "ICPQueryPACProxyPort is not allowed inside <ICPQueryGroup>",
+        ),
+        ("<Location /x>\n ICPQueryPeer 127.0.0.2\n</Location>", "ICPQueryPeer not allowed in <Location> context"),
+    ];
+    for (lines, message) in cases {
+        let stderr = refused(lines);
+        assert!(stderr.contains(message), "{lines:?}: {stderr}");
+    }
+}

@@ -6,96 +6,34 @@
 //! The binary's PAC is checked with its members (weight 1 until
 //! `ICPQueryPeer` takes `weight=`); unequal weights (3:1:2, names with bytes
 //! ≥ 0x80, a share under 0.1% that makes multipliers inf and NaN, twins
-//! with equal scores) are rendered by the binary's own PAC writer
-//! (`src/bin/icpquery/pac.rs`, included below).
+//! with equal scores) are rendered by the PAC writer the binary and the
+//! module share (`mod_icpquery::pac`).
 //!
 //! node is required: without it the tests fail and say how to install it.
 
-#[allow(dead_code)]
-#[path = "../src/bin/icpquery/pac.rs"]
-mod pac;
-
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 
 use mod_icpquery::engine::carp::{Array, Member, Variant};
-use pac::PacMember;
+use mod_icpquery::pac::{self, PacMember};
+use support::node::run_pac;
 use support::TestDir;
-
-/// node's program: loads the PAC file into a fresh context (as a browser
-/// does, with nothing but the language), once as is and once with
-/// `Math.imul` removed so that the fallback multiplication runs, and
-/// prints both answers for each URL, one URL per line.
-const DRIVER: &str = r#"
-const fs = require("fs");
-const vm = require("vm");
-const [pacPath, urlsPath] = process.argv.slice(2);
-const pac = fs.readFileSync(pacPath, "utf8");
-const urls = fs.readFileSync(urlsPath, "utf8").split("\n");
-urls.pop();
-function load(withoutImul) {
-    const context = vm.createContext({});
-    if (withoutImul) vm.runInContext("Math.imul = undefined;", context);
-    vm.runInContext(pac, context, { filename: pacPath });
-    if (typeof context.FindProxyForURL !== "function") throw new Error("no FindProxyForURL");
-    return context.FindProxyForURL;
-}
-const native = load(false), fallback = load(true);
-const out = urls.map(function (u) {
-    const host = (/^[a-z]+:\/\/([^\/:?#]*)/.exec(u) || ["", ""])[1];
-    return native(u, host) + "\t" + fallback(u, host);
-});
-process.stdout.write(out.join("\n") + "\n");
-"#;
-
-fn require_node() {
-    match Command::new("node").arg("--version").output() {
-        Ok(out) if out.status.success() => {}
-        _ => panic!(
-            "node is not installed, so the generated PAC file cannot be run: install Debian's \"nodejs\" \
-             package (apt-get install nodejs; tests/deps.sh should list it) and run the tests again"
-        ),
-    }
-}
-
-/// Runs `pac_text` under node for every URL; (native, polyfilled) answers.
-fn run_pac(dir: &Path, pac_text: &str, urls: &[String]) -> Vec<(String, String)> {
-    require_node();
-    let pac_path = dir.join("proxy.pac");
-    let urls_path = dir.join("urls.txt");
-    let driver_path = dir.join("driver.js");
-    std::fs::write(&pac_path, pac_text).unwrap();
-    std::fs::write(&driver_path, DRIVER).unwrap();
-    let mut list = String::new();
-    for u in urls {
-        assert!(!u.contains('\n'));
-        list.push_str(u);
-        list.push('\n');
-    }
-    std::fs::write(&urls_path, list).unwrap();
-    let out = Command::new("node").arg(&driver_path).arg(&pac_path).arg(&urls_path).output().expect("run node");
-    assert!(out.status.success(), "node failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).expect("node output is UTF-8");
-    let answers: Vec<(String, String)> = text
-        .lines()
-        .map(|l| {
-            let (a, b) = l.split_once('\t').expect("two answers per line");
-            (a.to_string(), b.to_string())
-        })
-        .collect();
-    assert_eq!(answers.len(), urls.len(), "one answer per URL");
-    answers
-}
 
 /// What the PAC must answer, from the library alone: the owner, then the
 /// owner of what is left, and so on; then the fallback.
 fn expected(array: &Array, routes: &[String], fallback: &str, url: &str) -> String {
+    expected_in_service(array, routes, &[], fallback, url)
+}
+
+/// The same, with the members at `out` (indexes) passed over wherever
+/// they rank.
+fn expected_in_service(array: &Array, routes: &[String], out: &[usize], fallback: &str, url: &str) -> String {
     let mut order: Vec<usize> = Vec::new();
     while let Some(i) = array.owner(url.as_bytes(), |i| !order.contains(&i)) {
         order.push(i);
     }
+    order.retain(|i| !out.contains(i));
     let mut parts: Vec<&str> = order.iter().map(|&i| routes[i].as_str()).collect();
     parts.push(fallback);
     parts.join("; ")
@@ -173,6 +111,7 @@ fn urls() -> Vec<String> {
 }
 
 fn check(label: &str, members: &[PacMember], variant: Variant, fallback: &str) -> Vec<String> {
+    let out: Vec<usize> = (0..members.len()).filter(|&i| members[i].out_of_service.is_some()).collect();
     let dir = TestDir::new("pac-node");
     let text = pac::render(members, variant, fallback);
     let carp: Vec<Member> = members.iter().map(|m| Member { name: &m.name, weight: m.weight }).collect();
@@ -182,7 +121,7 @@ fn check(label: &str, members: &[PacMember], variant: Variant, fallback: &str) -
     let answers = run_pac(dir.path(), &text, &urls);
     let mut owners = Vec::new();
     for (url, (native, polyfilled)) in urls.iter().zip(answers) {
-        let want = expected(&array, &routes, fallback, url);
+        let want = expected_in_service(&array, &routes, &out, fallback, url);
         assert_eq!(native, want, "{label}, {variant}: {url:?}\n{text}");
         assert_eq!(polyfilled, want, "{label}, {variant}, without Math.imul: {url:?}");
         owners.push(native.split(';').next().unwrap().to_string());
@@ -191,7 +130,7 @@ fn check(label: &str, members: &[PacMember], variant: Variant, fallback: &str) -
 }
 
 fn member(name: &str, weight: u32, ip: &str) -> PacMember {
-    PacMember { name: name.to_string(), weight, route: format!("PROXY {ip}:3128") }
+    PacMember { name: name.to_string(), weight, route: format!("PROXY {ip}:3128"), out_of_service: None }
 }
 
 #[test]
@@ -214,6 +153,26 @@ fn weights_3_1_2_give_the_rust_choice_for_1000_urls_in_both_variants() {
     assert!(run_pac(dir.path(), &pac, std::slice::from_ref(&url))[0].0.starts_with("PROXY 127.0.93.4:3128; "));
     let draft = pac::render(&members, Variant::Draft, "DIRECT");
     assert!(run_pac(dir.path(), &draft, &[url])[0].0.starts_with("PROXY 127.0.93.2:3128; "));
+}
+
+#[test]
+fn a_member_out_of_service_passes_its_urls_to_their_next_member_and_no_other_url_moves() {
+    let mut members =
+        [member("carp-b", 3, "127.0.93.2"), member("carp-a", 1, "127.0.93.3"), member("carp-c", 2, "127.0.93.4")];
+    let before = check("all in service", &members, Variant::Squid, "DIRECT");
+    members[2].out_of_service = Some("drained".to_string());
+    let text = pac::render(&members, Variant::Squid, "DIRECT");
+    assert!(text.contains("-> none, drained (PROXY 127.0.93.4:3128)"), "{text}");
+    assert!(text.contains("route: null"), "{text}");
+    let after = check("carp-c drained", &members, Variant::Squid, "DIRECT");
+    for (b, a) in before.iter().zip(&after) {
+        if !b.contains("127.0.93.4") {
+            assert_eq!(a, b, "a URL carp-c did not own changed owner");
+        } else {
+            assert!(!a.contains("127.0.93.4"));
+        }
+    }
+    assert!(before.iter().any(|b| b.contains("127.0.93.4")), "carp-c owned some URLs before");
 }
 
 #[test]
@@ -264,7 +223,7 @@ fn the_binary_writes_a_pac_file_that_routes_like_the_library() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8(out.stdout).unwrap();
         // Readable: says what generated it and for which members.
-        assert!(text.starts_with("// Proxy auto-configuration generated by icpquery "), "{text}");
+        assert!(text.starts_with("// Proxy auto-configuration generated by mod_icpquery "), "{text}");
         for h in hosts {
             assert!(text.contains(&format!("//   {h}  weight 1 ")), "{text}");
         }

@@ -66,23 +66,6 @@ fn count(map: &HashMap<String, String>, peer: &str, key: &str) -> u64 {
     value(map, peer, key).parse().unwrap_or_else(|_| panic!("{peer}{key} is not a number"))
 }
 
-/// Every `<table class="{class}">` of the page as rows of header → cell.
-fn tables(html: &str, class: &str) -> Vec<Vec<HashMap<String, String>>> {
-    let cells = |row: &str, tag: &str| -> Vec<String> {
-        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
-        row.split(open.as_str()).skip(1).map(|c| c.split(close.as_str()).next().unwrap().to_owned()).collect()
-    };
-    let start = format!("<table class=\"{class}\">");
-    html.split(start.as_str())
-        .skip(1)
-        .map(|t| {
-            let rows: Vec<&str> = t.split("</table>").next().unwrap().split("<tr>").skip(1).collect();
-            let head = cells(rows[0], "th");
-            rows[1..].iter().map(|r| head.iter().cloned().zip(cells(r, "td")).collect()).collect()
-        })
-        .collect()
-}
-
 /// Fetches `path` straight from the Squid on `host`, twice: it then holds it.
 fn warm(c: &Cluster, host: Ipv4Addr, path: &str) {
     assert_eq!(http::get(c.cache_for(host).http_addr(), path).status, 200);
@@ -123,12 +106,13 @@ fn the_page_lists_every_peer_with_its_counters_and_auto_says_the_same() {
     assert_eq!((map["Server1Name"].as_str(), map["Server1Region"].as_str()), ("same.test:8082", "0"));
     assert_eq!((map["Server2Name"].as_str(), map["Server2Region"].as_str()), ("extra.test:8081", "1"));
     assert_eq!((map["Server0Mapper"].as_str(), map["Server0Timeout"].as_str()), ("on", "50000"));
-    assert!(html.contains("<h2>Region 0: main server, same.test:8082</h2>"), "{html}");
-    assert!(html.contains("<h2>Region 1: extra.test:8081</h2>"), "{html}");
+    assert!(html.contains("<h2>Caches of main server, same.test:8082</h2>"), "{html}");
+    assert!(html.contains("<h2>Caches of extra.test:8081</h2>"), "{html}");
     assert!(map["Region0Lookups"].parse::<u64>().unwrap() >= 6, "{map:?}");
     assert_eq!((map["Region0Peers"].as_str(), map["Region1Peers"].as_str()), ("3", "4"));
 
-    let rows = &tables(&html, "peers")[0];
+    let tables = support::html::tables(&html, "caches");
+    let rows: Vec<_> = tables[0].rows.iter().filter(|r| r.class != "reasons").collect();
     assert_eq!(rows.len(), 3, "{html}");
     for host in hosts {
         let p = peer(&map, host);
@@ -138,19 +122,34 @@ fn the_page_lists_every_peer_with_its_counters_and_auto_says_the_same() {
         assert!(count(&map, &p, "Miss") >= 1, "{host}: {map:?}");
         assert!(count(&map, &p, "RttMicros") > 0, "{host}");
         assert_ne!(value(&map, &p, "LastReplyAgeSeconds"), "never", "{host}");
-        let row = rows.iter().find(|r| r["Address"] == format!("{host}:3130")).expect("a row per peer");
-        for key in ["Host", "Round", "State", "RttMicros", "Queries", "Hit", "Miss", "Icmp", "Timeouts", "Deaths"] {
-            assert_eq!(row[key], value(&map, &p, key), "{host} {key}: the page and ?auto disagree");
+        let row = rows.iter().find(|r| r.get("Cache").ends_with(&format!(" {host}:3130"))).expect("a row per peer");
+        assert_eq!(row.get("Cache"), format!("{} {host}:3130", value(&map, &p, "Host")));
+        let heads = [
+            ("Round", "Round"),
+            ("State", "State"),
+            ("Queries", "Queries"),
+            ("HIT", "Hit"),
+            ("MISS", "Miss"),
+            ("ICMP errors", "Icmp"),
+            ("Timeouts", "Timeouts"),
+            ("Deaths", "Deaths"),
+        ];
+        for (head, key) in heads {
+            assert_eq!(row.get(head), value(&map, &p, key), "{host} {head}: the page and ?auto disagree");
         }
-        let rejects = tables(&html, "rejects").remove(0);
-        let row = rejects.iter().find(|r| r["Address"] == format!("{host}:3130")).expect("a reject row per peer");
-        assert_eq!(row["Rejected_wrong_url"], value(&map, &p, "Rejected_wrong_url"));
+        let rtt_ms: f64 = row.get("RTT (ms)").parse().unwrap();
+        assert!((rtt_ms * 1000.0 - count(&map, &p, "RttMicros") as f64).abs() <= 5.0, "{host}: RTT {rtt_ms} ms");
+        let rejected: u64 = map
+            .iter()
+            .filter(|(k, _)| k.starts_with(&format!("{p}Rejected_")))
+            .map(|(_, v)| v.parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(row.get("Rejected datagrams"), rejected.to_string(), "{host}: one total");
     }
     // The virtual host's region: the three Squids and its own peer, where
     // nothing listens.
-    let extra_rows = &tables(&html, "peers")[1];
-    let nobody = extra_rows.iter().find(|r| r["Address"] == format!("127.0.{net}.5:3130")).expect("extra peer");
-    assert_eq!(nobody["LastReplyAgeSeconds"], "never");
+    let nobody = tables[1].rows.iter().find(|r| r.get("Cache").ends_with(&format!("127.0.{net}.5:3130")));
+    assert_eq!(nobody.expect("extra peer").get("Last reply (s ago)"), "never");
 }
 
 #[test]

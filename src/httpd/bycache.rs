@@ -148,7 +148,7 @@ pub fn in_use(s: Server<'_>, name: &str) -> bool {
 }
 
 /// mod_proxy and its members' records, if they can be read.
-fn proxy() -> Option<(&'static Proxy, Members)> {
+pub fn proxy() -> Option<(&'static Proxy, Members)> {
     let proxy = conf::of(safe::main_server()?).proxy.as_ref()?;
     Some((proxy, proxy.members().ok()?))
 }

@@ -27,6 +27,9 @@ pub struct ServerConfig {
     pub balancers: Vec<BalancerCaches>,
     /// mod_proxy as loaded (main server only; see bycache.rs).
     pub proxy: Option<Proxy>,
+    /// When this configuration was read (main server only, µs since the
+    /// epoch): the `Last-Modified` of what depends on it alone.
+    pub read_at_us: u64,
 }
 
 /// A balancer's members as caches to ask over ICP.
@@ -127,6 +130,11 @@ pub fn of(s: Server<'_>) -> &ServerConfig {
     // SAFETY: every server's slot holds a ServerConfig (create/merge below);
     // nothing changes it after post_config.
     unsafe { safe::server_config::<ServerConfig>(s) }.expect("every server has a configuration")
+}
+
+/// The settled cache group `name` of the running configuration.
+pub fn group_named(name: &str) -> Option<&'static Settled> {
+    of(safe::main_server()?).groups.iter().find(|g| g.name == name)?.config.settled.as_ref()
 }
 
 /// Cache group `index` (in configuration order) of the running

@@ -4,13 +4,14 @@
 //! configuration being read.
 
 use std::ffi::{c_char, c_int, c_void};
-use std::ptr::{null, null_mut};
+use std::ptr::{null, null_mut, NonNull};
 
 use super::conf::{self, CacheGroup, ServerConfig};
+use super::dirconf::DirConfig;
 use super::ffi;
 use super::maps;
 use super::safe::{self, guard, Cmd};
-use crate::settings::directives::{Args, Directive, Id, DIRECTIVES};
+use crate::settings::directives::{Args, Directive, Id, Scope, DIRECTIVES};
 use crate::settings::resolve::SystemResolver;
 use crate::settings::{Context, Refusal};
 
@@ -47,7 +48,10 @@ const fn commands() -> [ffi::command_rec; DIRECTIVES.len() + 1] {
             name: d.name.as_ptr(),
             func,
             cmd_data: i as *mut c_void,
-            req_override: ffi::RSRC_CONF as c_int,
+            req_override: match d.scope {
+                Scope::Server => ffi::RSRC_CONF as c_int,
+                Scope::Directory => (ffi::RSRC_CONF | ffi::ACCESS_CONF) as c_int,
+            },
             args_how,
             errmsg: d.help.as_ptr(),
         };
@@ -56,20 +60,29 @@ const fn commands() -> [ffi::command_rec; DIRECTIVES.len() + 1] {
     table
 }
 
-/// The configuration a directive applies to: the cache group whose block
-/// is being read (httpd hands it over as `mconfig`, see [`group_section`]),
-/// else the server being configured.
+/// The per-directory configuration httpd hands a directive as `mconfig`:
+/// the section's or the server's defaults (create_dir_config), or the one
+/// an `<ICPQueryGroup>` block is read with (see [`group_section`]).
 ///
 /// # Safety
-/// `mconfig` as httpd passes it to this module's directive handlers: NULL
-/// outside an `<ICPQueryGroup>` block (the module has no per-directory
-/// configuration), else the group's ServerConfig; nothing else refers to
-/// the configuration being read.
+/// `mconfig` as httpd passes it to this module's directive handlers;
+/// nothing else refers to the configuration being read.
+unsafe fn dir_config<'c>(mconfig: *mut c_void) -> Option<&'c mut DirConfig> {
+    // SAFETY: the module's per-directory slot only holds DirConfigs.
+    unsafe { mconfig.cast::<DirConfig>().as_mut() }
+}
+
+/// The configuration a server directive applies to: the cache group whose
+/// block is being read, else the server being configured.
+///
+/// # Safety
+/// As for [`dir_config`].
 unsafe fn target<'c>(cmd: Cmd<'c>, mconfig: *mut c_void) -> &'c mut ServerConfig {
-    match mconfig.is_null() {
-        // SAFETY: see above.
-        true => unsafe { conf::of_mut(cmd.server()) },
-        false => unsafe { &mut *mconfig.cast::<ServerConfig>() },
+    // SAFETY: see above; a group's configuration is boxed in the main
+    // server's and outlives the reading of its block.
+    match unsafe { dir_config(mconfig) }.and_then(|d| d.group) {
+        Some(group) => unsafe { &mut *group.as_ptr() },
+        None => unsafe { conf::of_mut(cmd.server()) },
     }
 }
 
@@ -86,6 +99,21 @@ fn apply(cmd: *mut ffi::cmd_parms, mconfig: *mut c_void, value: &str) -> *const 
                 "ICPQueryMapper \"On\": mod_rewrite is not loaded; expected LoadModule rewrite_module \
                  before it, since the maps are used through RewriteMap int:icpquerymap and int:icpqueryisrunning",
             );
+        }
+        if directive.scope == Scope::Directory {
+            // SAFETY: httpd calls handlers with `mconfig` as `dir_config` expects.
+            let Some(dir) = (unsafe { dir_config(mconfig) }) else { return fallback };
+            if dir.group.is_some() {
+                return cmd.pool().str(&format!(
+                    "{} is not allowed inside <ICPQueryGroup>; expected it in the <Location> of SetHandler \
+                     icpquery-pac (ICPQueryPACCaches group NAME serves a group's caches)",
+                    directive.name()
+                ));
+            }
+            return match dir.pac.apply(directive.id, value) {
+                Ok(()) => null(),
+                Err(Refusal(message)) => cmd.pool().str(&message),
+            };
         }
         let cx = Context { resolver: &SystemResolver, server_relative: &|path| cmd.server_root_relative(path) };
         // SAFETY: httpd calls handlers with `mconfig` as `target` expects.
@@ -130,7 +158,8 @@ extern "C" fn group_section(cmd: *mut ffi::cmd_parms, mconfig: *mut c_void, arg:
             Ok(name) => name,
             Err(message) => return refuse(message),
         };
-        if !mconfig.is_null() {
+        // SAFETY: httpd passes this module's per-directory configuration.
+        if unsafe { dir_config(mconfig) }.is_some_and(|d| d.group.is_some()) {
             return refuse(format!("<ICPQueryGroup {name}>: groups cannot be nested"));
         }
         if cmd.server().is_virtual() {
@@ -154,11 +183,12 @@ extern "C" fn group_section(cmd: *mut ffi::cmd_parms, mconfig: *mut c_void, arg:
             return refuse(format!("<ICPQueryGroup {name}>: at most {MAX_CACHE_GROUPS} groups can be declared"));
         }
         main.groups.push(CacheGroup { name: name.to_owned(), config: Box::new(ServerConfig::group()) });
-        let group: *mut ServerConfig = &mut *main.groups[index].config;
+        let group = NonNull::from(&mut *main.groups[index].config);
         if let Err(message) = maps::register(cmd.pool(), Some((name, index))) {
             return refuse(format!("<ICPQueryGroup {name}>: {message}"));
         }
-        match cmd.walk_block(group.cast()) {
+        let block = cmd.pool().own(DirConfig { group: Some(group), ..DirConfig::default() });
+        match cmd.walk_block(std::ptr::from_mut(block).cast()) {
             Ok(()) => null(),
             Err(message) => message,
         }

@@ -9,7 +9,7 @@ use super::conf;
 use super::ffi;
 use super::logs::{self, LogOpener};
 use super::safe::{self, guard, Level, Pool, Predecessors, Server};
-use super::{bycache, maps, probe, shared, status};
+use super::{bycache, maps, pac, probe, shared, status};
 
 pub extern "C" fn register_hooks(pool: *mut ffi::apr_pool_t) {
     // mod_rewrite creates its table of map functions in its own pre_config,
@@ -19,6 +19,7 @@ pub extern "C" fn register_hooks(pool: *mut ffi::apr_pool_t) {
         safe::register_pre_config(pre_config, &AFTER_REWRITE);
         safe::register_post_config(post_config);
         status::register_hooks();
+        pac::register_hooks();
         // SAFETY: httpd passes its configuration pool (where providers live).
         if let Some(pool) = unsafe { Pool::from_raw(pool) } {
             bycache::register(pool);
@@ -107,6 +108,8 @@ fn settle(pconf: Pool<'static>, main: Server<'static>) -> Result<(), ()> {
         main.log(Level::ERR, 0, &message);
         return Err(());
     }
+    // SAFETY: as above, for the main server.
+    unsafe { conf::of_mut(main) }.read_at_us = crate::engine::health::now_us();
     // Before mod_watchdog's own post_config (APR_HOOK_LAST), which starts
     // the watchdogs that have callbacks.
     probe::start(pconf, main);

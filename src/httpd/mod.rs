@@ -9,17 +9,19 @@
 //! panic unwinding into httpd's C frames would abort the whole server.
 //!
 //! Dependencies run one way: `record` (the module record) → `hooks`,
-//! `directives` → `maps`, `bycache`, `probe`, `status`, `shared` → `conf`,
-//! `state`, `events`, `logs` → `safe` → `ffi`.
+//! `directives` → `maps`, `pac`, `probe`, `status`, `shared` → `bycache`
+//! → `dirconf`, `conf`, `state`, `events`, `logs` → `safe` → `ffi`.
 
 mod bycache;
 mod conf;
+mod dirconf;
 mod directives;
 mod events;
 mod ffi;
 mod hooks;
 mod logs;
 mod maps;
+mod pac;
 mod probe;
 mod record;
 mod safe;

@@ -7,7 +7,7 @@
 use std::ffi::{c_int, c_ulong};
 use std::ptr::null_mut;
 
-use super::{conf, directives, ffi, hooks};
+use super::{conf, dirconf, directives, ffi, hooks};
 
 /// httpd fills in `module_index`, `next` and `dynamic_load_handle` while
 /// loading; nothing else writes it.
@@ -23,11 +23,15 @@ pub static mut icpquery_module: ffi::module = ffi::module {
     next: null_mut(),
     magic: ffi::MODULE_MAGIC_COOKIE as c_ulong,
     rewrite_args: None,
-    create_dir_config: None,
-    merge_dir_config: None,
+    create_dir_config: Some(dirconf::create_dir_config),
+    merge_dir_config: Some(dirconf::merge_dir_config),
     create_server_config: Some(conf::create_server_config),
     merge_server_config: Some(conf::merge_server_config),
     cmds: &directives::COMMANDS.0 as *const ffi::command_rec,
     register_hooks: Some(hooks::register_hooks),
-    flags: 0,
+    // Every virtual host gets a configuration of its own, merged from the
+    // main server's, even without ICPQuery* lines: otherwise httpd hands
+    // it the main server's very record, and the main server's cache groups
+    // and balancers would be listed again under it (status page, metrics).
+    flags: ffi::AP_MODULE_FLAG_ALWAYS_MERGE as c_int,
 };

@@ -4,13 +4,20 @@
 //! - `SetHandler icpquery-status`: every health region of the whole server
 //!   with its servers, settings, counters and peers as an HTML page, or
 //!   with `?auto` as `Key: value` lines (format in [`format`]);
+//! - `SetHandler icpquery-metrics`: the same numbers for Prometheus
+//!   ([`metrics`]);
 //! - mod_status's `server-status` gets a short section through its
 //!   optional `status_hook` (only called when mod_status is loaded).
 //!
 //! This file only reads httpd's structures and turns them into plain data;
-//! the text is made by the safe functions in [`format`].
+//! the text is made by the safe functions in [`format`], [`html`] and
+//! [`metrics`], all from the same snapshot.
 
 mod format;
+mod html;
+mod metrics;
+#[cfg(test)]
+mod metrics_tests;
 #[cfg(test)]
 mod tests;
 
@@ -23,8 +30,9 @@ use super::ffi;
 use super::safe::{self, guard, Request, Server};
 use crate::engine::health::now_us;
 
-/// The `SetHandler` name of the page.
+/// The `SetHandler` names of the page and of the metrics.
 const HANDLER: &[u8] = b"icpquery-status";
+const METRICS_HANDLER: &[u8] = b"icpquery-metrics";
 
 /// Registers the page's handler and the mod_status hook. Called from the
 /// module's `register_hooks`.
@@ -38,24 +46,31 @@ extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
     guard(ffi::DECLINED as c_int, || {
         // SAFETY: httpd passes the live request this handler may serve.
         let Some(r) = (unsafe { Request::from_raw(r) }) else { return ffi::DECLINED as c_int };
-        if r.handler() != HANDLER {
-            return ffi::DECLINED as c_int;
-        }
+        let metrics = match r.handler() {
+            HANDLER => false,
+            METRICS_HANDLER => true,
+            _ => return ffi::DECLINED as c_int,
+        };
         r.allow_get();
         if !r.is_get() {
             return ffi::HTTP_METHOD_NOT_ALLOWED as c_int;
         }
-        let auto = r.query() == Some(b"auto");
-        let content_type: &'static CStr = if auto { c"text/plain; charset=utf-8" } else { c"text/html; charset=utf-8" };
+        let auto = !metrics && r.query() == Some(b"auto");
+        let content_type: &'static CStr = match (metrics, auto) {
+            (true, _) => metrics::CONTENT_TYPE,
+            (false, true) => c"text/plain; charset=utf-8",
+            (false, false) => c"text/html; charset=utf-8",
+        };
         r.set_content_type(content_type);
         if r.header_only() {
             return ffi::OK as c_int;
         }
         let Some(main) = safe::main_server() else { return ffi::DECLINED as c_int };
         let regions = regions(main);
-        let body = match auto {
-            true => format::auto(&regions, now_us()),
-            false => format::html(&String::from_utf8_lossy(main.hostname()), &regions, now_us()),
+        let body = match (metrics, auto) {
+            (true, _) => metrics::exposition(&regions),
+            (false, true) => format::auto(&regions, now_us()),
+            (false, false) => html::html(&String::from_utf8_lossy(main.hostname()), &regions, now_us()),
         };
         r.write(&body);
         ffi::OK as c_int

@@ -23,6 +23,21 @@ pub enum Id {
     BalancerKey,
     Remember,
     Group,
+    PacCaches,
+    PacProxyPort,
+    PacFallback,
+}
+
+/// Where a directive may be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Server config, virtual hosts and `<ICPQueryGroup>` blocks (httpd's
+    /// RSRC_CONF): what the caches are and how they are asked.
+    Server,
+    /// Also inside `<Location>`, `<Directory>` and `<Files>` (RSRC_CONF |
+    /// ACCESS_CONF; not in .htaccess): how a handler there serves them. At
+    /// server level it is the default of every section.
+    Directory,
 }
 
 /// How httpd hands a directive its arguments.
@@ -46,6 +61,7 @@ pub struct Directive {
     pub args: Args,
     /// What httpd shows for a directive used wrongly.
     pub help: &'static CStr,
+    pub scope: Scope,
 }
 
 impl Directive {
@@ -60,10 +76,14 @@ impl Directive {
 }
 
 const fn directive(id: Id, name: &'static CStr, args: Args, help: &'static CStr) -> Directive {
-    Directive { id, name, args, help }
+    Directive { id, name, args, help, scope: Scope::Server }
 }
 
-pub static DIRECTIVES: [Directive; 15] = [
+const fn per_dir(id: Id, name: &'static CStr, args: Args, help: &'static CStr) -> Directive {
+    Directive { id, name, args, help, scope: Scope::Directory }
+}
+
+pub static DIRECTIVES: [Directive; 18] = [
     directive(
         Id::Mapper,
         c"ICPQueryMapper",
@@ -138,6 +158,24 @@ pub static DIRECTIVES: [Directive; 15] = [
         c"<ICPQueryGroup",
         Args::Section,
         c"<ICPQueryGroup name>: a cache group with its own ICPQuery* settings and maps",
+    ),
+    per_dir(
+        Id::PacCaches,
+        c"ICPQueryPACCaches",
+        Args::Raw,
+        c"server, group NAME or balancer NAME: whose caches SetHandler icpquery-pac routes to (default server)",
+    ),
+    per_dir(
+        Id::PacProxyPort,
+        c"ICPQueryPACProxyPort",
+        Args::One,
+        c"the caches' HTTP proxy port in the PAC file (default 3128; a balancer member's own port)",
+    ),
+    per_dir(
+        Id::PacFallback,
+        c"ICPQueryPACFallback",
+        Args::One,
+        c"what the PAC file returns after the caches: DIRECT (the default) or \"PROXY host:port\", several separated by ;",
     ),
 ];
 

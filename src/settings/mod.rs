@@ -6,6 +6,7 @@
 //! caches the module asks.
 
 pub mod directives;
+pub mod pac;
 pub mod resolve;
 pub mod values;
 
@@ -128,6 +129,9 @@ impl Settings {
             Id::BalancerKey => self.balancer_key = Some(values::balancer_key(value)?),
             Id::Remember => self.remember = Some(values::remember(value)?),
             Id::Group => unreachable!("<ICPQueryGroup> is read as a block"),
+            Id::PacCaches | Id::PacProxyPort | Id::PacFallback => {
+                unreachable!("per-directory directives are applied to a PacSettings")
+            }
         }
         Ok(())
     }

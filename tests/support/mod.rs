@@ -15,10 +15,12 @@
 pub mod balancer;
 pub mod carp_front;
 pub mod hostile;
+pub mod html;
 pub mod http;
 pub mod httpd;
 pub mod load;
 pub mod netns;
+pub mod node;
 pub mod origin;
 pub mod responder;
 pub mod squid;

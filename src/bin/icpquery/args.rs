@@ -12,7 +12,7 @@ use std::time::Duration;
 use mod_icpquery::engine::carp::Variant;
 use mod_icpquery::engine::Timeout;
 use mod_icpquery::settings::resolve::SystemResolver;
-use mod_icpquery::settings::{values, Settings};
+use mod_icpquery::settings::{self, values, Settings};
 
 use crate::Failure;
 
@@ -246,41 +246,9 @@ fn command_named(word: &OsString) -> Result<Command, Failure> {
     })
 }
 
-/// A PAC route list: `DIRECT`, or `PROXY host:port` (also `HTTPS`,
-/// `SOCKS`, `SOCKS4`, `SOCKS5`, `HTTP`), several separated by `;`.
+/// A PAC route list, read as `ICPQueryPACFallback` reads it.
 fn fallback(text: &str) -> Result<String, Failure> {
-    let bad = |why: &str| {
-        usage(format!(
-            "--fallback \"{}\": {why}; expected DIRECT or \"PROXY host:port\" (also HTTPS, SOCKS, SOCKS5), \
-             several separated by ';'",
-            text.escape_debug()
-        ))
-    };
-    let mut routes = Vec::new();
-    for route in text.split(';').map(str::trim).filter(|r| !r.is_empty()) {
-        let words: Vec<&str> = route.split_whitespace().collect();
-        match words.as_slice() {
-            [d] if d.eq_ignore_ascii_case("DIRECT") => routes.push("DIRECT".to_string()),
-            [kind, target] => {
-                let kind = kind.to_ascii_uppercase();
-                if !["PROXY", "HTTP", "HTTPS", "SOCKS", "SOCKS4", "SOCKS5"].contains(&kind.as_str()) {
-                    return Err(bad("unknown route type"));
-                }
-                let port_ok = target
-                    .rsplit_once(':')
-                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
-                if !port_ok || target.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
-                    return Err(bad("not host:port"));
-                }
-                routes.push(format!("{kind} {target}"));
-            }
-            _ => return Err(bad("not a route")),
-        }
-    }
-    if routes.is_empty() {
-        return Err(bad("empty"));
-    }
-    Ok(routes.join("; "))
+    settings::pac::routes("--fallback", text).map_err(|e| usage(e.to_string()))
 }
 
 pub const MAIN_HELP: &str = "\

@@ -21,7 +21,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use mod_icpquery::settings::directives::{Args, Directive, Id};
+use mod_icpquery::settings::directives::{Args, Directive, Id, Scope as Allowed};
+use mod_icpquery::settings::pac::PacSettings;
 use mod_icpquery::settings::resolve::SystemResolver;
 use mod_icpquery::settings::{self, values, Settings};
 
@@ -307,6 +308,17 @@ impl Reader {
     /// left to httpd to refuse.
     fn directive(&mut self, name: &str, raw: &str, context: &Scope) -> Result<(), String> {
         let Some(directive) = Directive::named(name).filter(|d| d.args != Args::Section) else { return Ok(()) };
+        if directive.scope == Allowed::Directory {
+            // How a handler serves the caches, not which they are: checked
+            // as configtest checks it, then left out of the settings.
+            let value = match directive.args {
+                Args::One => one_word(raw).ok_or_else(|| {
+                    format!("{} takes one argument, {}", directive.name(), directive.help.to_string_lossy())
+                })?,
+                _ => raw.to_string(),
+            };
+            return PacSettings::default().apply(directive.id, &value).map_err(|e| e.to_string());
+        }
         if let Some(section) = &context.directory_section {
             return Err(format!("{} not allowed in <{section}> context", directive.name()));
         }

@@ -6,13 +6,13 @@ mod args;
 mod carp;
 mod conf_syntax;
 mod httpd_conf;
-mod pac;
 mod query;
 
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
-use mod_icpquery::engine::{ip_text, Cluster, Timeout};
+use mod_icpquery::engine::{Cluster, Timeout};
+use mod_icpquery::pac;
 use mod_icpquery::settings::Settings;
 
 use args::{Action, Args, Command};
@@ -105,16 +105,7 @@ fn run(args: &Args) -> Result<(), Failure> {
                 .map_err(Failure::Io)?;
         }
         Command::Pac => {
-            let members: Vec<pac::PacMember> = setup
-                .cluster
-                .peers
-                .iter()
-                .map(|p| pac::PacMember {
-                    name: p.carp_name().to_string(),
-                    weight: p.weight,
-                    route: format!("PROXY {}:{}", ip_text(p.addr.ip()), args.proxy_port),
-                })
-                .collect();
+            let members = pac::peer_members(&setup.cluster.peers, args.proxy_port);
             let pac = pac::render(&members, setup.settings.carp_variant(), &args.fallback);
             out.write_all(pac.as_bytes()).map_err(Failure::Io)?;
         }

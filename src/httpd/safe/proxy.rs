@@ -240,6 +240,20 @@ impl<'a> Worker<'a> {
         self.text(|s| &s.name_ex)
     }
 
+    /// The port of its URL (the scheme's default when it names none).
+    pub fn port(self) -> u16 {
+        // SAFETY: written when the member is defined, before requests.
+        unsafe { (*self.shared()).port }
+    }
+
+    /// Its status bits (`PROXY_WORKER_*`), which balancer-manager,
+    /// mod_proxy and mod_proxy_hcheck change at any time.
+    pub fn status(self) -> u32 {
+        // SAFETY: an aligned unsigned int of the live shared record, updated
+        // concurrently by httpd's processes: read as an atomic.
+        unsafe { std::sync::atomic::AtomicU32::from_ptr(&raw mut (*self.shared()).status) }.load(Relaxed)
+    }
+
     /// `loadfactor` × 100, as mod_proxy keeps it (balancer-manager may
     /// change it at any time).
     pub fn lbfactor(self) -> i32 {

@@ -116,6 +116,39 @@ impl<'r> Request<'r> {
         unsafe { ffi::ap_set_content_type(self.raw(), content_type.as_ptr()) }
     }
 
+    /// Sets a response header (replacing one of the same name); the value
+    /// is copied into the request's pool.
+    pub fn set_header(self, name: &'static CStr, value: &str) {
+        let value = self.pool().str(value);
+        // SAFETY: a live table; the name is static and the value lives in
+        // the request's pool, so neither needs a copy.
+        unsafe { ffi::apr_table_setn(self.rec().headers_out, name.as_ptr(), value) }
+    }
+
+    /// `Last-Modified` from a time in microseconds since the Unix epoch
+    /// (httpd keeps it no later than the request's own time).
+    pub fn set_last_modified(self, unix_us: u64) {
+        // SAFETY: a live request; apr_time_t is microseconds since the epoch.
+        unsafe {
+            ffi::ap_update_mtime(self.raw(), unix_us.min(i64::MAX as u64) as ffi::apr_time_t);
+            ffi::ap_set_last_modified(self.raw());
+        }
+    }
+
+    /// httpd's evaluation of the request's conditional headers (If-Match,
+    /// If-None-Match, If-Modified-Since, …) against the `ETag` and
+    /// `Last-Modified` already set: `OK` to send the body, else the status
+    /// to answer with (304, 412).
+    pub fn meets_conditions(self) -> c_int {
+        // SAFETY: a live request; httpd only reads it.
+        unsafe { ffi::ap_meets_conditions(self.raw()) }
+    }
+
+    pub fn set_content_length(self, len: usize) {
+        // SAFETY: a live request.
+        unsafe { ffi::ap_set_content_length(self.raw(), len as ffi::apr_off_t) }
+    }
+
     /// Sends `text` as (part of) the response body. A failure means the
     /// client left, which leaves nothing to do.
     pub fn write(self, text: &str) {
@@ -144,6 +177,17 @@ impl<'r> Request<'r> {
                 state
             }
         }
+    }
+
+    /// The module's per-directory configuration for this request, as httpd
+    /// merged it from the sections the request was mapped to.
+    ///
+    /// # Safety
+    /// The module's per-directory slot holds NULL or a `T` living in a
+    /// pool that outlives the request.
+    pub unsafe fn dir_config<T: 'r>(self) -> Option<&'r T> {
+        // SAFETY: the request's live vector; see above.
+        unsafe { module::get::<T>(self.rec().per_dir_config) }.map(|t| &*t)
     }
 
     /// Whether a message at `level` for this request would be logged; lets

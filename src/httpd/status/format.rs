@@ -1,5 +1,6 @@
-//! The status page's text, made from plain data (no httpd types): the HTML
-//! page, its `?auto` form, and the section added to mod_status's page.
+//! The status page's data (no httpd types) and its text for machines: the
+//! `?auto` form and the section added to mod_status's page (the HTML page
+//! is in `html.rs`, the metrics in `metrics.rs`).
 //!
 //! # The `?auto` format
 //!
@@ -67,6 +68,8 @@ pub struct ClusterCounts {
     pub complete: u64,
     pub multicast_replies: u64,
     pub unknown_sender: u64,
+    /// Whether the set keeps answers (`ICPQueryRemember`).
+    pub remembers: bool,
     /// The answer memory's, all 0 without one.
     pub from_memory: u64,
     pub stored: u64,
@@ -75,12 +78,14 @@ pub struct ClusterCounts {
 
 impl ClusterCounts {
     pub fn of(slot: &ClusterSlot, memory: Option<&MemoryHeader>) -> ClusterCounts {
+        let remembers = memory.is_some();
         let memory = |counter: fn(&MemoryHeader) -> &AtomicU64| memory.map_or(0, |m| counter(m).load(Relaxed));
         ClusterCounts {
             lookups: slot.lookups.load(Relaxed),
             complete: slot.complete.load(Relaxed),
             multicast_replies: slot.multicast_replies.load(Relaxed),
             unknown_sender: slot.unknown_sender.load(Relaxed),
+            remembers,
             from_memory: memory(|m| &m.recalled),
             stored: memory(|m| &m.stored),
             evicted: memory(|m| &m.evicted),
@@ -114,12 +119,12 @@ impl<'a> RegionView<'a> {
         }
     }
 
-    fn peers(&self) -> impl Iterator<Item = (&Peer, &Snapshot)> {
+    pub(super) fn peers(&self) -> impl Iterator<Item = (&Peer, &Snapshot)> {
         self.peers.iter().zip(&self.snapshots)
     }
 }
 
-fn state(snap: &Snapshot) -> &'static str {
+pub(super) fn state(snap: &Snapshot) -> &'static str {
     if snap.dead {
         "dead"
     } else {
@@ -132,11 +137,11 @@ fn rtt_micros(snap: &Snapshot) -> u128 {
 }
 
 /// Whole seconds since the last valid reply, if there was one.
-fn age_seconds(snap: &Snapshot, now_us: u64) -> Option<u64> {
+pub(super) fn age_seconds(snap: &Snapshot, now_us: u64) -> Option<u64> {
     snap.last_reply_us.map(|t| now_us.saturating_sub(t) / 1_000_000)
 }
 
-fn on_off(b: bool) -> &'static str {
+pub(super) fn on_off(b: bool) -> &'static str {
     if b {
         "on"
     } else {
@@ -157,68 +162,6 @@ pub fn escape_html(s: &str) -> String {
             c => out.push(c),
         }
     }
-    out
-}
-
-/// A table row of already-escaped cells.
-fn row(out: &mut String, tag: &str, cells: impl IntoIterator<Item = String>) {
-    out.push_str("<tr>");
-    for cell in cells {
-        let _ = write!(out, "<{tag}>{cell}</{tag}>");
-    }
-    out.push_str("</tr>\n");
-}
-
-/// The full page, in the style of balancer-manager.
-pub fn html(host: &str, regions: &[RegionView<'_>], now_us: u64) -> String {
-    let host = escape_html(host);
-    let mut out = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
-         <title>ICP query status for {host}</title>\n\
-         <style>table {{ border-collapse: collapse; margin-bottom: 1em }} \
-         th, td {{ border: 1px solid #bbb; padding: 0.2em 0.5em }} td {{ text-align: right }}</style>\n\
-         </head><body>\n<h1>ICP query status for {host}</h1>\n"
-    );
-    for (i, region) in regions.iter().enumerate() {
-        let names: Vec<String> = region.servers.iter().map(|s| escape_html(&s.name)).collect();
-        let _ = writeln!(out, "<h2>Region {i}: {}</h2>", names.join(", "));
-        out.push_str("<table class=\"servers\">\n");
-        row(&mut out, "th", ["Server", "Mapper", "Timeout (µs)", "Dead time (s)"].map(String::from));
-        for s in &region.servers {
-            let cells = [escape_html(&s.name), on_off(s.mapper).into(), s.timeout.to_string()];
-            row(&mut out, "td", cells.into_iter().chain([s.dead_time.as_secs().to_string()]));
-        }
-        out.push_str("</table>\n<table class=\"cluster\">\n");
-        let heads = ["Lookups", "Complete", "MulticastReplies", "UnknownSender", "FromMemory", "Stored", "Evicted"];
-        row(&mut out, "th", heads.map(String::from));
-        let c = region.counts;
-        let cells = [c.lookups, c.complete, c.multicast_replies, c.unknown_sender, c.from_memory, c.stored, c.evicted];
-        row(&mut out, "td", cells.map(|n| n.to_string()));
-        out.push_str("</table>\n<table class=\"peers\">\n");
-        let head = ["Host", "Address", "Round", "State", "RttMicros", "LastReplyAgeSeconds"];
-        row(&mut out, "th", head.into_iter().chain(Counter::ALL.map(Counter::name)).map(String::from));
-        for (peer, snap) in region.peers() {
-            let cells = [
-                escape_html(&peer.host),
-                escape_html(&peer.addr.to_string()),
-                peer.round.to_string(),
-                state(snap).into(),
-                rtt_micros(snap).to_string(),
-                age_seconds(snap, now_us).map_or("never".into(), |a| a.to_string()),
-            ];
-            row(&mut out, "td", cells.into_iter().chain(snap.counters.map(|n| n.to_string())));
-        }
-        out.push_str("</table>\n<table class=\"rejects\">\n");
-        let reasons = RejectReason::ALL.iter().map(|r| format!("Rejected_{}", r.label()));
-        row(&mut out, "th", ["Address".to_string()].into_iter().chain(reasons));
-        for (peer, snap) in region.peers() {
-            let addr = escape_html(&peer.addr.to_string());
-            row(&mut out, "td", [addr].into_iter().chain(snap.rejects.map(|n| n.to_string())));
-        }
-        out.push_str("</table>\n");
-    }
-    out.push_str("<hr />\n<p>The same as <code>Key: value</code> lines: <a href=\"?auto\">?auto</a></p>\n");
-    out.push_str("</body></html>\n");
     out
 }
 
