@@ -236,3 +236,33 @@ fn probes_go_on_after_a_graceful_restart() {
     let errors = c.httpd().error_log();
     assert!(!errors.contains("exit signal"), "a child crashed:\n{errors}");
 }
+
+/// However long `ICPQueryProbeInterval` is, a dead cache is probed twice a
+/// second, without traffic, so it is used again as soon as it answers: with
+/// a one-minute interval, probes for the hung cache keep coming after the
+/// requests that found it hung stop, and its first answer revives it.
+#[test]
+fn a_dead_cache_is_probed_twice_a_second_whatever_the_interval() {
+    let net = 55;
+    let hung = HungPeer::bind(SocketAddr::from(([127, 0, net, 9], 3130)));
+    let addr = hung.addr;
+    let c = seed_with(net, Mpm::Event, format!("ICPQueryPeer {addr}\nICPQueryDeadTime 60\nICPQueryProbeInterval 60"));
+    // The first probe (at start) and requests, whose lookups the Squids
+    // answer, find it hung.
+    let dead = format!("cache {addr} is dead: it did not answer 3 lookups in a row that other caches answered");
+    let log = poll_until(DEADLINE, || {
+        assert_eq!(c.get("/wsgi/finding-it-hung").status, 200);
+        let log = c.httpd().module_log();
+        log.contains(&dead).then_some(log)
+    })
+    .unwrap_or_else(|| panic!("{dead} not logged:\n{}", c.httpd().module_log()));
+    let probes_then = probe_lines(&log).len();
+    let arrivals_then = hung.arrivals().len();
+    // No more requests. A probe a minute would bring none in the next
+    // seconds; revival probes bring two a second.
+    wait_for_log(&c, "three probes after the death, without traffic", |log| probe_lines(log).len() >= probes_then + 3);
+    assert!(hung.arrivals().len() >= arrivals_then + 3, "the probes asked the dead cache");
+    hung.answer.store(true, Ordering::SeqCst);
+    let alive = format!("cache {addr} is alive again");
+    wait_for_log(&c, &alive, |log| log.contains(&alive));
+}

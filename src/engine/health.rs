@@ -252,6 +252,16 @@ impl PeerSlot {
         (self.state.swap(ALIVE, Relaxed) == DEAD).then_some(Transition::Revived)
     }
 
+    /// A valid reply to an earlier lookup arrived after that lookup ended
+    /// (on a socket kept for reuse): the peer is alive, though too slow to
+    /// count for that lookup; nothing about its RTT is learnt.
+    pub fn record_late_reply(&self, now_us: u64) -> Option<Transition> {
+        self.last_reply_us.store(now_us, Relaxed);
+        self.silent_since_us.store(0, Relaxed);
+        self.silent_lookups.store(0, Relaxed);
+        (self.state.swap(ALIVE, Relaxed) == DEAD).then_some(Transition::Revived)
+    }
+
     /// The peer's host refused the query (ICMP): nobody listens there.
     pub fn record_refused(&self, now_us: u64, dead_time: Duration) -> Option<Transition> {
         self.count(Counter::Icmp);

@@ -119,6 +119,8 @@ pub struct Outcome {
     pub from_memory: Option<Duration>,
     /// Replies to earlier lookups on the same sockets, dropped.
     pub late: u32,
+    /// The peers (indices) those came from: alive, though too slow then.
+    pub late_peers: Vec<usize>,
 }
 
 impl Outcome {
@@ -347,6 +349,9 @@ impl<'a> Lookup<'a> {
         if message.request_number != self.outcome.request_number {
             if self.retired.contains(&message.request_number) {
                 self.outcome.late += 1;
+                if let Responder::Peer(i) = responder {
+                    self.outcome.late_peers.push(i);
+                }
                 return Ok(()); // an earlier lookup's reply, arrived after it ended
             }
             return Err(Reject::WrongRequestNumber(message.request_number));

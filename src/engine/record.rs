@@ -11,7 +11,8 @@ use super::plan::{Groups, Plan};
 /// Writes what one lookup learnt into the shared health records, and fills
 /// in `outcome.transitions`:
 /// - a valid reply: the peer is alive (revived if it was dead), its RTT and
-///   opcode counted;
+///   opcode counted; a reply to an earlier lookup that came after it ended
+///   on the same socket: alive too;
 /// - an ICMP error: nobody listens there; the peer is dead at once;
 /// - silence while waited for: a timeout; the peer dies once it has been
 ///   silent for the dead time;
@@ -31,6 +32,9 @@ pub fn record(cluster: &Cluster, health: Health<'_>, plan: &Plan, outcome: &mut 
                 health.cluster.multicast_replies.fetch_add(1, Relaxed);
             }
         }
+    }
+    for &i in &outcome.late_peers {
+        transitions.push((i, health.peers[i].record_late_reply(now_us)));
     }
     for &(i, _) in &outcome.refused {
         transitions.push((i, health.peers[i].record_refused(now_us, cluster.dead_time)));
@@ -151,5 +155,25 @@ mod tests {
         let mut outcome = l.finish(Duration::from_micros(100));
         record(&c, health.view(), &later, &mut outcome, NOW + 11 * S);
         assert_eq!(outcome.transitions, [(2, Transition::Revived)]);
+    }
+
+    #[test]
+    fn a_late_reply_to_an_earlier_lookup_on_the_same_socket_revives_a_dead_peer() {
+        let c = cluster(2);
+        let health = LocalHealth::new(2);
+        health.peers[1].record_refused(NOW, DEAD_TIME);
+        let plan = Plan::new(&c, health.view(), Purpose::Request, NOW + S);
+        let retired = [41, 42];
+        let mut l = Lookup::new(&c, &plan, URL, 7).retired(&retired);
+        l.on_sent(0);
+        l.on_datagram(from(1), &reply(Opcode::Miss, 42), Duration::from_micros(100)); // for lookup 42
+        l.on_datagram(from(0), &reply(Opcode::Miss, 43), Duration::from_micros(100)); // never sent
+        l.on_datagram(from(0), &reply(Opcode::Hit, 7), Duration::from_micros(120));
+        let mut outcome = l.finish(Duration::from_micros(120));
+        assert_eq!((outcome.late, outcome.late_peers.as_slice()), (1, &[1][..]), "{outcome:?}");
+        assert_eq!(outcome.rejected.len(), 1, "an unknown request number is still a forgery");
+        record(&c, health.view(), &plan, &mut outcome, NOW + S);
+        assert_eq!(outcome.transitions, [(1, Transition::Revived)]);
+        assert_eq!(health.peers[1].srtt(), None, "a late reply says nothing about the round trip");
     }
 }
