@@ -2,22 +2,26 @@
 # Runs the benchmarks and prints one summary table with ratios against
 # baselines measured in the same run, and ✓/✗ against each target.
 #
-#   bench/run.sh                      everything (about 14 minutes on 2 cores)
+#   bench/run.sh                      the default set (about 9 minutes on 2 cores)
 #   bench/run.sh latency|throughput|dead|memory|balancer [...]   only those
-#   bench/run.sh hit-ratio            cluster hit ratio by routing rule (not in
-#                                     the default set; about 3.5 minutes,
-#                                     127.0.100.x-127.0.104.x; knobs BENCH_HR_*,
-#                                     see benches/hit_ratio.rs)
+#   bench/run.sh hit-ratio            cluster hit ratio by routing rule, with and
+#                                     without the answer memory, and while the
+#                                     caches' membership changes (not in the
+#                                     default set; about 10 minutes,
+#                                     127.0.100.x-127.0.108.x, 127.0.114.x-
+#                                     127.0.118.x; knobs BENCH_HR_*, see
+#                                     bench/README.md)
 #
 # Builds the module (release) first, installs wrk (and, through tests/deps.sh,
 # httpd, Squid and clang) with apt-get when missing. Everything runs on
-# loopback, 127.0.60.x-127.0.65.x; every process started is stopped again.
+# loopback, 127.0.60.x-127.0.66.x; every process started is stopped again.
 # Timing never makes this script fail: it exits non-zero only when a
 # benchmark could not run. Knobs (environment): BENCH_LATENCY_SAMPLES,
-# BENCH_THROUGHPUT_SECONDS, BENCH_THROUGHPUT_ROUNDS, BENCH_DEAD_TIME,
-# BENCH_MEMORY_SECONDS, BENCH_MEMORY_LOOKUPS, BENCH_BAL_* (balancer: URLS,
-# SECONDS, ROUNDS, WARMUP, CONNS, POPULARITY, CONFIGS, TARGET, REQUIRE_ALL;
-# see benches/*.rs and bench/README.md).
+# BENCH_THROUGHPUT_SECONDS, BENCH_THROUGHPUT_ROUNDS, BENCH_PERF,
+# BENCH_DEAD_TIME, BENCH_DEAD_CONFIGS, BENCH_DEAD_LOG, BENCH_MEMORY_SECONDS,
+# BENCH_MEMORY_LOOKUPS, BENCH_BAL_* (balancer: URLS, SECONDS, ROUNDS, WARMUP,
+# CONNS, POPULARITY, CONFIGS, REMEMBER, TARGET, REQUIRE_ALL), BENCH_HR_*
+# (hit ratio); bench/README.md lists them with their defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

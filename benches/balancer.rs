@@ -1,10 +1,11 @@
-//! mod_proxy_balancer's lbmethods compared on the same balancer, the same
-//! three Squids and the same placement of objects: requests/s, latency,
-//! Squid HIT ratio of the responses and httpd CPU per request, with wrk.
+//! Portal configurations compared on the same three Squids and the same
+//! placement of objects: requests/s, latency, Squid HIT ratio of the
+//! responses, the share of lookups answered from memory and httpd CPU per
+//! request, with wrk.
 //!
 //! Set up once (network 127.0.65.x) and shared by every configuration:
 //! * the harness's origins and three Squid accelerators (127.0.65.2-4:3128);
-//! * BENCH_BAL_URLS objects (default 3,000), `/wsgi/lb/obj00000` …, each
+//! * BENCH_BAL_URLS objects (default 10,000), `/wsgi/lb/obj00000` …, each
 //!   stored at exactly one Squid, the one a CARP portal would pick:
 //!   `engine::carp` (Squid's variant), members named by their host as
 //!   written in the BalancerMember URL, weights = their loadfactors (1 when
@@ -20,32 +21,50 @@
 //!   copies would). The placement is checked over ICP (every object at every
 //!   Squid) before the first run and again after the last.
 //!
-//! Then, for each configuration (a name and the portal configuration text,
-//! `portals()`), one portal httpd (event MPM, the harness's settings),
-//! started fresh for each of its runs: `<Proxy balancer://caches>` over the
-//! three Squids with `ProxySet lbmethod=<method>`, `ProxyPass /wsgi/
-//! balancer://caches/wsgi/`. Each run: a BENCH_BAL_WARMUP s wrk run
-//! (connections, threads, mod_proxy's backend connections), then
-//! BENCH_BAL_SECONDS s measured; BENCH_BAL_ROUNDS rounds, the order of the
-//! configurations reversed every other round. wrk `-t2 -c<BENCH_BAL_CONNS>`
-//! with a Lua script whose URL chooser is one function (BENCH_BAL_POPULARITY:
-//! `cycle`, each thread from its own offset; `uniform`; `zipf[:S]`, rank k
-//! drawn with weight 1/k^S, S default 1).
+//! The configurations (`portals()`), baseline first:
+//!   byrequests        `<Proxy balancer://caches>` over the three Squids,
+//!                     `ProxySet lbmethod=byrequests`, `ProxyPass /wsgi/
+//!                     balancer://caches/wsgi/`; mod_icpquery not loaded
+//!   bycache+remember  the same balancer with lbmethod=bycache and
+//!                     `ICPQueryRemember BENCH_BAL_REMEMBER` (default 5)
+//!   bycache           the same, a lookup per request
+//!   seed+remember     the seed's rules (conf/httpd-portal.conf: `RewriteMap
+//!                     int:icpquerymap`, `[P]` to http://<cache>:3128, the
+//!                     rnd: fallback) with production logging and
+//!                     ICPQueryRemember, plus a `<Proxy http://<Squid>:3128>`
+//!                     worker per Squid so that `[P]` reuses connections
+//!   seed              the same, a lookup per request
+//! Each configuration gets one portal httpd (event MPM, the harness's
+//! settings), started fresh for each of its runs. Each run: a
+//! BENCH_BAL_WARMUP s wrk run (connections, threads, mod_proxy's backend
+//! connections, the memory), then BENCH_BAL_SECONDS s measured;
+//! BENCH_BAL_ROUNDS rounds, the order of the configurations reversed every
+//! other round. wrk `-t2 -c<BENCH_BAL_CONNS>` with a Lua script whose URL
+//! chooser is one function (BENCH_BAL_POPULARITY: `zipf[:S]` (default),
+//! rank k drawn with weight 1/k^S, S default 1; `uniform`; `cycle`, each
+//! thread from its own offset).
 //!
 //! Reported per configuration: requests/s (mean over rounds, and the
 //! range), wrk's p50/p99 latency (mean over rounds), the share of responses
 //! with `X-Cache: HIT` (httpd's access log, measured windows only) and who
-//! answered, CPU per request of httpd (all its processes, /proc), of the
+//! answered, the share of lookups answered from memory (the module's status
+//! page, `/icpquery-status?auto`, read before and after each measured
+//! window), CPU per request of httpd (all its processes, /proc), of the
 //! Squids, of the origins (this process) and of wrk, requests that reached
 //! an origin; and the ratio of requests/s and of httpd CPU per request to
-//! the first configuration (the baseline, byrequests).
+//! the first configuration (the baseline, byrequests). byrequests pays for
+//! its misses here (two requests in three are fetched from an origin by a
+//! Squid that does not hold the object), the others do not: the requests/s
+//! ratio is what routing by cache gives on this placement, the httpd CPU
+//! ratio what it costs the portal.
 //!
 //! A configuration whose lbmethod httpd does not know (`httpd -t` says
-//! "unknown lbmethod", e.g. bycache before the module provides it) is
-//! skipped and reported as such; BENCH_BAL_REQUIRE_ALL=1 makes that an error.
-//! Target (BENCH_BAL_TARGET): none by default, the ratios are printed as
-//! measured; `1.5` sets a minimum requests/s ratio for every configuration
-//! but the baseline, `bycache=1.5,other=1.2` per configuration.
+//! "unknown lbmethod") is skipped and reported as such;
+//! BENCH_BAL_REQUIRE_ALL=1 makes that an error.
+//! Target (BENCH_BAL_TARGET): by default bycache+remember ≥ 0.90 ×
+//! byrequests' requests/s (aim 0.95, printed beside it); `1.5` sets a
+//! minimum ratio for every configuration but the baseline,
+//! `bycache=1.5,seed=1.2` per configuration, `` (empty) none.
 //! BENCH_BAL_CONFIGS=byrequests,bycache picks configurations (the first one
 //! picked is the baseline).
 //!
@@ -62,10 +81,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{children_cpu, env_num, mark, note, summary, tree_cpu, us, wrk, Row, WrkResult};
+use common::{children_cpu, env_num, mark, note, production_logging, summary, tree_cpu, us, wrk, Row, WrkResult};
 use mod_icpquery::engine::carp;
 use support::balancer::{squid_name, BalancerConf};
-use support::httpd::{module_path, Httpd, HttpdOptions};
+use support::httpd::{log_dir_for, module_path, proxies_path_for, seed_portal_conf, Httpd, HttpdOptions};
 use support::squid::icp_query_to;
 use support::{portal_ip, CacheOptions, Cluster, Mpm, Opcode};
 
@@ -85,6 +104,11 @@ struct Ctx<'a> {
     module: &'a Path,
     /// The balancer over the three Squids, lbmethod still to be set.
     balancer: &'a BalancerConf,
+    /// This configuration's portal directory (its ServerRoot; logs and the
+    /// seed's proxies.txt go there).
+    dir: &'a Path,
+    /// `ICPQueryRemember` seconds for the configurations that keep answers.
+    remember: u64,
 }
 
 /// One named portal configuration: the text appended to the harness's main
@@ -96,8 +120,13 @@ struct Portal {
     conf: fn(&Ctx) -> String,
 }
 
-/// The configurations, baseline first. Later ones (an answer memory, the
-/// seed's rules with and without it) are added here.
+/// The configuration whose ratio has a target by default, the target, and
+/// the ratio aimed at beyond it.
+const TARGETED: &str = "bycache+remember";
+const DEFAULT_TARGET: f64 = 0.90;
+const AIM: f64 = 0.95;
+
+/// The configurations, baseline first.
 fn portals() -> Vec<Portal> {
     vec![
         Portal {
@@ -106,19 +135,78 @@ fn portals() -> Vec<Portal> {
             conf: |c| c.balancer.clone().lbmethod("byrequests").render(),
         },
         Portal {
+            name: "bycache+remember",
+            about: "lbmethod=bycache with ICPQueryRemember (a repeat within the memory's time needs no ICP)",
+            conf: |c| bycache_conf(c, true),
+        },
+        Portal {
             name: "bycache",
-            about: "lbmethod=bycache from mod_icpquery (LoadModule icpquery_module and nothing else)",
-            // Before the balancer: ProxySet looks the lbmethod provider up
-            // while the configuration is read.
-            conf: |c| {
-                format!(
-                    "LoadModule icpquery_module {}\n{}",
-                    c.module.display(),
-                    c.balancer.clone().lbmethod("bycache").render()
-                )
-            },
+            about: "lbmethod=bycache, a lookup per request (LoadModule icpquery_module and nothing else)",
+            conf: |c| bycache_conf(c, false),
+        },
+        Portal {
+            name: "seed+remember",
+            about: "the seed's mod_rewrite rules (conf/httpd-portal.conf, production logging) with \
+                    ICPQueryRemember, a <Proxy> worker per Squid",
+            conf: |c| seed_conf(c, true),
+        },
+        Portal {
+            name: "seed",
+            about: "the seed's mod_rewrite rules (conf/httpd-portal.conf, production logging), a lookup per \
+                    request, a <Proxy> worker per Squid",
+            conf: |c| seed_conf(c, false),
         },
     ]
+}
+
+/// The module's status page, read before and after each measured run for
+/// how many lookups were answered from memory. Only in the configurations
+/// that load the module.
+const STATUS_PATH: &str = "/icpquery-status";
+
+fn status_location() -> String {
+    common::status_location(STATUS_PATH)
+}
+
+fn remember_line(c: &Ctx, remember: bool) -> String {
+    match remember {
+        true => format!("ICPQueryRemember {}\n", c.remember),
+        false => String::new(),
+    }
+}
+
+/// lbmethod=bycache over the three Squids, with or without the memory.
+fn bycache_conf(c: &Ctx, remember: bool) -> String {
+    // Before the balancer: ProxySet looks the lbmethod provider up while
+    // the configuration is read.
+    format!(
+        "LoadModule icpquery_module {}\n{}{}{}",
+        c.module.display(),
+        remember_line(c, remember),
+        c.balancer.clone().lbmethod("bycache").render(),
+        status_location()
+    )
+}
+
+/// The seed's rules verbatim (`RewriteMap int:icpquerymap`, `[P]` to
+/// `http://<cache>:3128`, the `rnd:` fallback) with production logging
+/// (LogLevel warn, ICPQueryLogLevel 0), and a `<Proxy http://<Squid>:3128>`
+/// worker per Squid: without one, mod_proxy sends `[P]` requests through
+/// its default worker, which opens a new connection to the Squid for every
+/// request; with one, connections are pooled and reused as a balancer
+/// member's are. (`ProxySet retry=60` only creates the worker: 60 s is the
+/// default.)
+fn seed_conf(c: &Ctx, remember: bool) -> String {
+    let logs = log_dir_for(c.dir);
+    std::fs::create_dir_all(&logs).unwrap_or_else(|e| panic!("cannot create {}: {e}", logs.display()));
+    let mut conf = production_logging(&seed_portal_conf(NET, c.module, &logs, &proxies_path_for(c.dir)));
+    conf.push_str("\n# ---- added by benches/balancer.rs ----\n");
+    conf.push_str(&remember_line(c, remember));
+    for m in &c.balancer.members {
+        conf.push_str(&format!("<Proxy {}>\n    ProxySet retry=60\n</Proxy>\n", m.url));
+    }
+    conf.push_str(&status_location());
+    conf
 }
 
 /// The balancer every configuration uses: the three Squids, equal weights.
@@ -393,6 +481,12 @@ struct Tally {
     /// CPU: httpd, Squids, origins (this process), wrk.
     cpu: [Duration; 4],
     origin_requests: usize,
+    /// From the module's status page (measured windows only): ICP lookups,
+    /// and lookups answered from memory.
+    lookups: u64,
+    recalled: u64,
+    /// Whether the status page was read at all (the module is loaded).
+    has_status: bool,
     errors: Vec<String>,
 }
 
@@ -415,6 +509,14 @@ impl Tally {
     /// CPU per request (µs) of httpd, Squids, origins, wrk.
     fn per_request(&self) -> [f64; 4] {
         self.cpu.map(|d| us(d) / self.requests.max(1) as f64)
+    }
+
+    /// The share of lookups answered from memory, "-" without the module.
+    fn memory_pct(&self) -> String {
+        match self.has_status {
+            true => format!("{:.1}", 100.0 * self.recalled as f64 / (self.lookups + self.recalled).max(1) as f64),
+            false => "-".into(),
+        }
     }
 
     fn range(&self) -> String {
@@ -464,6 +566,11 @@ fn read_from(path: &Path, from: u64) -> String {
     String::from_utf8_lossy(&bytes[(from as usize).min(bytes.len())..]).into_owned()
 }
 
+/// Where configuration `name`'s portal httpd lives.
+fn portal_dir(cluster_dir: &Path, name: &str) -> std::path::PathBuf {
+    cluster_dir.join(format!("portal-{name}"))
+}
+
 struct Run<'a> {
     cluster: &'a Cluster,
     script: &'a Path,
@@ -476,7 +583,7 @@ struct Run<'a> {
 impl Run<'_> {
     /// Start the portal with `conf`, warm it up, measure once, stop it.
     fn once(&self, name: &str, conf: &str, round: usize, t: &mut Tally) {
-        let dir = self.cluster.dir().join(format!("portal-{name}"));
+        let dir = portal_dir(self.cluster.dir(), name);
         let opts =
             HttpdOptions { net: NET, mpm: Mpm::Event, portal_conf: conf.to_string(), module: self.module.into() };
         let httpd = Httpd::start(&dir, opts);
@@ -491,10 +598,16 @@ impl Run<'_> {
         let log = httpd.access_log_path();
         let log_at = file_len(&log);
         let origin_before = self.cluster.origin_total();
+        let memory_before = common::memory_counters(httpd.addr(), STATUS_PATH);
         let before = sample();
         let r = wrk(THREADS, self.conns, self.secs, self.script, &url, &[]);
         let after = sample();
         let origin_after = self.cluster.origin_total();
+        if let (Some(b), Some(a)) = (memory_before, common::memory_counters(httpd.addr(), STATUS_PATH)) {
+            t.has_status = true;
+            t.lookups += a.0.saturating_sub(b.0);
+            t.recalled += a.1.saturating_sub(b.1);
+        }
         // Let httpd log the last responses (logged after they are sent).
         std::thread::sleep(Duration::from_millis(200));
         t.count_log(&read_from(&log, log_at));
@@ -519,7 +632,7 @@ impl Run<'_> {
             t.errors.push(format!("round {}{trouble}", round + 1));
         }
         println!(
-            "round {} {name:<12} {:>8.0} req/s ({} requests, p50 {p50:.0} µs, p99 {p99:.0} µs){trouble}",
+            "round {} {name:<16} {:>8.0} req/s ({} requests, p50 {p50:.0} µs, p99 {p99:.0} µs){trouble}",
             round + 1,
             r.rps,
             r.requests,
@@ -530,13 +643,14 @@ impl Run<'_> {
 // ---------------------------------------------------------------- main
 
 fn main() {
-    let urls = env_num("BENCH_BAL_URLS", 3000) as usize;
+    let urls = env_num("BENCH_BAL_URLS", 10_000) as usize;
     let secs = env_num("BENCH_BAL_SECONDS", 5);
     let rounds = env_num("BENCH_BAL_ROUNDS", 4) as usize;
     let warmup = env_num("BENCH_BAL_WARMUP", 2);
     let conns = env_num("BENCH_BAL_CONNS", 32) as u32;
-    let popularity = Popularity::parse(&std::env::var("BENCH_BAL_POPULARITY").unwrap_or_else(|_| "cycle".into()));
-    let target_spec = std::env::var("BENCH_BAL_TARGET").unwrap_or_default();
+    let popularity = Popularity::parse(&std::env::var("BENCH_BAL_POPULARITY").unwrap_or_else(|_| "zipf".into()));
+    let target_spec = std::env::var("BENCH_BAL_TARGET").unwrap_or_else(|_| format!("{TARGETED}={DEFAULT_TARGET:.2}"));
+    let remember = env_num("BENCH_BAL_REMEMBER", 5);
     let require_all = std::env::var("BENCH_BAL_REQUIRE_ALL").is_ok_and(|v| v == "1");
     assert!(urls > 0 && secs > 0 && rounds > 0 && conns >= THREADS, "BENCH_BAL_*: counts must be positive");
 
@@ -559,7 +673,6 @@ fn main() {
 
     let module = module_path();
     let balancer = squids_balancer();
-    let ctx = Ctx { module: &module, balancer: &balancer };
     println!(
         "== balancer: {} over the same 3 Squids; {urls} objects, each at its CARP owner only; wrk -t{THREADS} \
          -c{conns} -d{secs}s ({warmup} s warm-up per run), {rounds} alternating rounds, {}",
@@ -567,11 +680,18 @@ fn main() {
         popularity.describe()
     );
 
+    // The Squids (their directory holds the portals' too).
+    let t0 = Instant::now();
+    let pin = squid_pin_conf();
+    let caches = CacheOptions { squid_extra_conf: [pin.clone(), pin.clone(), pin], origin_body_len: 0 };
+    let cluster = Cluster::start_caches_with(NET, &caches);
+
     // Which configurations this httpd and module can run at all.
     let mut runnable: Vec<(&Portal, String)> = Vec::new();
     let mut skipped: Vec<(&Portal, String)> = Vec::new();
     for p in &configs {
-        let text = (p.conf)(&ctx);
+        let dir = portal_dir(cluster.dir(), p.name);
+        let text = (p.conf)(&Ctx { module: &module, balancer: &balancer, dir: &dir, remember });
         let opts = HttpdOptions { net: NET, mpm: Mpm::Event, portal_conf: text.clone(), module: module.clone() };
         let (ok, stderr) = Httpd::configtest(&opts);
         if ok {
@@ -592,11 +712,7 @@ fn main() {
     }
     assert!(!runnable.is_empty(), "no configuration can run");
 
-    // The Squids and the placement, once for all configurations.
-    let t0 = Instant::now();
-    let pin = squid_pin_conf();
-    let caches = CacheOptions { squid_extra_conf: [pin.clone(), pin.clone(), pin], origin_body_len: 0 };
-    let cluster = Cluster::start_caches_with(NET, &caches);
+    // The placement, once for all configurations.
     let paths: Vec<String> = (0..urls).map(|i| format!("{PATH_PREFIX}{i:05}")).collect();
     let owners = carp_owners(&balancer, &paths);
     // Member k is the Squid on the k-th member's host.
@@ -644,7 +760,7 @@ fn main() {
     let base_cpu = base.per_request()[0];
     println!();
     println!(
-        "{:<12} {:>9} {:>11} {:>7} {:>8} {:>8} {:>7} {:>10} {:>8} {:>8} {:>8} {:>6} {:>8}  answered by",
+        "{:<16} {:>9} {:>11} {:>7} {:>8} {:>8} {:>7} {:>6} {:>10} {:>8} {:>8} {:>8} {:>6} {:>8}  answered by",
         "config",
         "req/s",
         "range",
@@ -652,6 +768,7 @@ fn main() {
         "p50 µs",
         "p99 µs",
         "HIT %",
+        "mem %",
         "httpd µs/r",
         "cpu ×",
         "squid µs",
@@ -662,7 +779,7 @@ fn main() {
     for ((p, _), t) in runnable.iter().zip(&tallies) {
         let c = t.per_request();
         println!(
-            "{:<12} {:>9.0} {:>11} {:>7.3} {:>8.0} {:>8.0} {:>7.1} {:>10.0} {:>8.3} {:>8.0} {:>9.0} {:>6.0} {:>8.3}  {}",
+            "{:<16} {:>9.0} {:>11} {:>7.3} {:>8.0} {:>8.0} {:>7.1} {:>6} {:>10.0} {:>8.3} {:>8.0} {:>9.0} {:>6.0} {:>8.3}  {}",
             p.name,
             t.rps(),
             t.range(),
@@ -670,6 +787,7 @@ fn main() {
             mean(&t.p50),
             mean(&t.p99),
             t.hit_pct(),
+            t.memory_pct(),
             c[0],
             c[0] / base_cpu,
             c[1],
@@ -680,7 +798,7 @@ fn main() {
         );
     }
     for (p, why) in &skipped {
-        println!("{:<12} skipped: {why}", p.name);
+        println!("{:<16} skipped: {why}", p.name);
     }
     for ((p, _), t) in runnable.iter().zip(&tallies).skip(1) {
         let per_round: Vec<String> = t.rps.iter().zip(&base.rps).map(|(x, y)| format!("{:.3}", x / y)).collect();
@@ -688,13 +806,16 @@ fn main() {
     }
     println!(
         "(ratio: req/s against {base_name}; cpu ×: httpd CPU per request against {base_name}; µs/r: CPU per \
-         request; origin/r: requests that reached an origin per request)"
+         request; origin/r: requests that reached an origin per request; mem %: lookups answered from memory, from the \
+         module's status page)"
     );
 
     for ((p, _), t) in runnable.iter().zip(&tallies) {
         let ratio = t.rps() / base.rps();
         let is_base = p.name == base_name;
         let target = if is_base { None } else { target_for(&target_spec, p.name) };
+        let aim = (p.name == TARGETED).then_some(AIM);
+        let aim_text = aim.map_or(String::new(), |a| format!(" (aim {a:.2} {})", mark(ratio >= a)));
         println!(
             "{}: {}{}",
             p.name,
@@ -704,17 +825,28 @@ fn main() {
             } else {
                 format!(
                     " — {ratio:.3} × {base_name}'s requests/s{}",
-                    target.map_or(" (no target)".to_string(), |x| format!(", target ≥ {x} {}", mark(ratio >= x)))
+                    target.map_or(" (no target)".to_string(), |x| format!(
+                        ", target ≥ {x:.2} {}{aim_text}",
+                        mark(ratio >= x)
+                    ))
                 )
             }
         );
         summary(Row {
             bench: "balancer",
-            case: &format!("lbmethod {}", p.name),
-            measured: format!("{:.0} req/s, {:.1}% HIT, httpd {:.0} µs/req", t.rps(), t.hit_pct(), t.per_request()[0]),
+            case: p.name,
+            measured: format!(
+                "{:.0} req/s, {:.1}% HIT, {}httpd {:.0} µs/req",
+                t.rps(),
+                t.hit_pct(),
+                if t.has_status { format!("{}% from memory, ", t.memory_pct()) } else { String::new() },
+                t.per_request()[0]
+            ),
             baseline: if is_base { "-".into() } else { format!("{base_name} {:.0} req/s", base.rps()) },
             ratio: if is_base { "1.000".into() } else { format!("{ratio:.3}") },
-            target: target.map_or("none".into(), |x| format!("≥ {x}")),
+            target: target.map_or("none".into(), |x| {
+                format!("≥ {x:.2}{}", aim.map_or(String::new(), |a| format!(" (aim {a:.2})")))
+            }),
             ok: target.map(|x| ratio >= x),
         });
         if !t.errors.is_empty() {
@@ -725,7 +857,7 @@ fn main() {
         println!("{}: {} — SKIPPED ({why})", p.name, p.about);
         summary(Row {
             bench: "balancer",
-            case: &format!("lbmethod {}", p.name),
+            case: p.name,
             measured: "skipped: httpd has no such lbmethod".into(),
             baseline: "-".into(),
             ratio: "-".into(),
@@ -739,8 +871,8 @@ fn main() {
     note(&format!("balancer: load average (1 min) {load_before} before the runs, {} after", loadavg()));
     note(&format!(
         "balancer: {urls} objects at their CARP owner only (Squids store_miss deny except warming), {}; wrk -t{THREADS} \
-         -c{conns}, {rounds}×{secs}s per configuration, alternating, a fresh event-MPM httpd per run; wrk, httpd, 3 \
-         Squids and the origins share {} cores",
+         -c{conns}, {rounds}×{secs}s per configuration, alternating, a fresh event-MPM httpd per run; \
+         ICPQueryRemember {remember}; wrk, httpd, 3 Squids and the origins share {} cores",
         popularity.describe(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     ));

@@ -274,6 +274,40 @@ pub fn production_logging(conf: &str) -> String {
     out
 }
 
+/// `conf/httpd-portal-balancer.conf` (lbmethod=bycache over the three
+/// Squids) with only these substitutions, as `seed_portal_conf` makes the
+/// seed's: 192.168.0.1/2/3 -> 127.0.<net>.2/3/4, the module's path, and
+/// /var/log/httpd/ -> `log_dir`; plus mod_authz_host, which its
+/// `Require local` needs and the harness's main configuration does not load.
+pub fn balancer_portal_conf(net: u8, module: &Path, log_dir: &Path) -> String {
+    let conf = crate::support::read_conf_file("httpd-portal-balancer.conf");
+    for needle in ["modules/mod_icpquery.so", "192.168.0.1", "/var/log/httpd/", "lbmethod=bycache"] {
+        assert!(conf.contains(needle), "conf/httpd-portal-balancer.conf no longer contains {needle:?}");
+    }
+    let conf = crate::support::httpd::substitute_hosts(&conf, net)
+        .replace("modules/mod_icpquery.so", &module.display().to_string())
+        .replace("/var/log/httpd/", &format!("{}/", log_dir.display()));
+    format!("{}{conf}", crate::support::balancer::load_module("authz_host"))
+}
+
+/// The module's status page (`SetHandler icpquery-status`) at `path` of the
+/// portal, for the configurations that add it.
+pub fn status_location(path: &str) -> String {
+    format!("<Location {path}>\n    SetHandler icpquery-status\n</Location>\n")
+}
+
+/// (ICP lookups, lookups answered from memory) summed over the regions of
+/// the module's status page at `path` (`?auto`); None when it is not there.
+pub fn memory_counters(portal: std::net::SocketAddr, path: &str) -> Option<(u64, u64)> {
+    let r = crate::support::http::try_get(portal, &format!("{path}?auto")).ok().filter(|r| r.status == 200)?;
+    let map = crate::support::parse_auto(&r.body_text());
+    let regions: u64 = map.get("Regions")?.parse().ok()?;
+    let num = |k: String| map.get(&k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    Some((0..regions).fold((0, 0), |(l, m), i| {
+        (l + num(format!("Region{i}Lookups")), m + num(format!("Region{i}AnswersFromMemory")))
+    }))
+}
+
 /// Fetches `path` straight from a Squid so that it holds the object.
 pub fn warm(squid: std::net::SocketAddr, path: &str) {
     let r = crate::support::http::get(squid, path);
