@@ -21,7 +21,7 @@ use super::sys;
 use crate::icp::MAX_MESSAGE_LEN;
 
 /// Request numbers a socket set remembers from its earlier lookups.
-pub const RETIRED: usize = 8;
+pub const RETIRED: usize = 32;
 /// Socket sets a pool keeps; more lookups at once open (and close) their own.
 const POOL_MAX: usize = 64;
 
