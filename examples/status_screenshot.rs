@@ -14,7 +14,6 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use mod_icpquery::icp::Opcode;
@@ -71,19 +70,7 @@ fn main() {
 
     let profile = TestDir::new("chromium-profile");
     let url = format!("http://{}/icpquery-status", c.portal_addr());
-    let status = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--window-size=1280,1080")
+    let status = support::headless_chromium(profile.path(), 1280, 1080)
         .arg(format!("--screenshot={}", std::path::absolute(&out).unwrap().display()))
         .arg(&url)
         .status()

@@ -14,7 +14,6 @@
 mod support;
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::time::Duration;
 
 use support::html::{self, Table};
@@ -71,20 +70,8 @@ fn chromium_view(dir: &TestDir, page: &str) -> HashMap<String, String> {
     let file = dir.join("status.html");
     std::fs::write(&file, page.replace("</body>", PROBE)).unwrap();
     let profile = dir.join("chromium-profile");
-    let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--hide-scrollbars",
-            "--window-size=1280,900",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
+    let out = support::headless_chromium(&profile, 1280, 900)
+        .arg("--dump-dom")
         .arg(format!("file://{}", file.display()))
         .output()
         .unwrap_or_else(|e| {

@@ -29,7 +29,7 @@ use super::safe::{
 };
 use super::state::{Choice, RequestState};
 use crate::engine::choice::{self, Rank};
-use crate::engine::{self, carp, Cluster, Peer, SocketPool};
+use crate::engine::{self, carp, Cluster, Peer};
 use crate::logfile::{level, Escaped};
 use crate::settings::resolve::{self, SystemResolver};
 use crate::settings::Settings;
@@ -127,15 +127,8 @@ fn caches(
         s.log(Level::WARNING, 0, &why);
     }
     let cluster = Cluster { peers, groups: Vec::new(), ..settings.cluster() };
-    let log = match &settings.log {
-        Some(target) => Some(crate::logfile::LogFile::new(logs.open(target)?, settings.log_level())),
-        None => None,
-    };
-    let carp = engine::carp_array(&cluster.peers, settings.carp_variant());
-    let probe_interval = settings.probe_interval();
-    let (health, remember, keep) = (None, None, settings.remember());
-    let sockets = SocketPool::default();
-    let settled = Settled { mapper: true, cluster, log, probe_interval, carp, health, keep, remember, sockets };
+    // Probed like maps that are on (only while the balancer uses bycache).
+    let settled = Settled::new(settings, true, cluster, logs)?;
     Ok(BalancerCaches { name, settled, peer_of, key: settings.balancer_key() })
 }
 

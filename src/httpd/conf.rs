@@ -9,7 +9,7 @@ use super::ffi;
 use super::logs::LogOpener;
 use super::safe::{self, guard, Pool, Proxy, Server};
 use crate::engine::memory::Remember;
-use crate::engine::{carp, Cluster, Health, Shared, SocketPool};
+use crate::engine::{carp, carp_array, Cluster, Health, Shared, SocketPool};
 use crate::logfile::LogFile;
 use crate::settings::{KeyPrefix, Settings};
 
@@ -74,6 +74,26 @@ pub struct Settled {
 }
 
 impl Settled {
+    /// What lookups of `cluster` use with `settings`' log, probes, CARP
+    /// hashing and memory; health and memory are attached later (shared.rs).
+    pub fn new(settings: &Settings, mapper: bool, cluster: Cluster, logs: &mut LogOpener) -> std::io::Result<Settled> {
+        let log = match &settings.log {
+            Some(target) => Some(LogFile::new(logs.open(target)?, settings.log_level())),
+            None => None,
+        };
+        Ok(Settled {
+            mapper,
+            carp: carp_array(&cluster.peers, settings.carp_variant()),
+            cluster,
+            log,
+            probe_interval: settings.probe_interval(),
+            health: None,
+            keep: settings.remember(),
+            remember: None,
+            sockets: SocketPool::default(),
+        })
+    }
+
     pub fn health(&self) -> Option<Health<'static>> {
         self.health.map(|(health, _)| health)
     }
@@ -94,21 +114,7 @@ impl ServerConfig {
     /// servers that name the same file share one descriptor.
     pub fn settle(&mut self, logs: &mut LogOpener) -> std::io::Result<()> {
         let s = &self.settings;
-        let log = match &s.log {
-            Some(target) => Some(LogFile::new(logs.open(target)?, s.log_level())),
-            None => None,
-        };
-        self.settled = Some(Settled {
-            mapper: s.mapper(),
-            cluster: s.cluster(),
-            log,
-            probe_interval: s.probe_interval(),
-            carp: s.carp_array(),
-            health: None,
-            keep: s.remember(),
-            remember: None,
-            sockets: SocketPool::default(),
-        });
+        self.settled = Some(Settled::new(s, s.mapper(), s.cluster(), logs)?);
         Ok(())
     }
 }

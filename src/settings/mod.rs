@@ -18,7 +18,7 @@ use std::time::Duration;
 use self::directives::Id;
 use self::resolve::Resolve;
 pub use self::values::{KeyPrefix, LogTarget, ValueError};
-use crate::engine::{carp, carp_array, BindAddr, Cluster, Peer, Timeout, DEFAULT_ICP_PORT};
+use crate::engine::{carp, BindAddr, Cluster, Peer, Timeout, DEFAULT_ICP_PORT};
 
 /// `ICPQueryProbeInterval` when not set.
 pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(5);
@@ -177,11 +177,6 @@ impl Settings {
             timeout: self.timeout.unwrap_or(Cluster::DEFAULT_TIMEOUT),
             dead_time: self.dead_time.unwrap_or(Cluster::DEFAULT_DEAD_TIME),
         }
-    }
-
-    /// The CARP array over the peers, members in configuration order.
-    pub fn carp_array(&self) -> carp::Array {
-        carp_array(&self.peers, self.carp_variant())
     }
 }
 

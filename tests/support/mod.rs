@@ -176,6 +176,28 @@ pub fn poll_until<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) ->
 }
 
 /// True when a TCP connection to `addr` succeeds now.
+/// Debian's Chromium, headless, with a profile of its own in `profile` and
+/// nothing that would reach out to the network (this machine's is closed),
+/// at `width`×`height`; the caller adds what to do (`--dump-dom`,
+/// `--screenshot=…`) and the URL.
+pub fn headless_chromium(profile: &Path, width: u32, height: u32) -> Command {
+    let mut chromium = Command::new("chromium");
+    chromium
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--window-size={width},{height}"));
+    chromium
+}
+
 pub fn tcp_accepts(addr: SocketAddr) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
 }
